@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages moe.cpp needs (only the missing ones), then configures and builds
+# the Release preset. Safe to run again: it does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  g++ cmake make pkg-config
+  libgtest-dev googletest      # unit tests
+  nlohmann-json3-dev           # JSON configs and --json output
+  libcli11-dev                 # command-line parsing
+  python3-numpy python3-torch  # test oracles (run with /usr/bin/python3)
+  chromium                     # renders the SVG plots in the plot tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "[setup] installing: ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
