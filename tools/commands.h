@@ -1,0 +1,15 @@
+// Subcommands of the `moe` tool. Each registers its flags on the app and returns the function
+// that runs it after parsing; the function returns the process exit code.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace moe::cli {
+
+using Run = std::function<int()>;
+
+Run add_estimate(CLI::App& app);
+
+}  // namespace moe::cli

@@ -1,0 +1,37 @@
+// The `moe` command: parses flags, calls the library, prints. No math here.
+#include <iostream>
+
+#include "commands.h"
+#include "moe/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"moe.cpp: a Mixture-of-Experts engine for CPUs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "moe 0.1.0");
+  moe::cli::Run estimate = moe::cli::add_estimate(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Like argparse: the problem on one line, exit status 2.
+    std::cerr << "moe: error: " << e.what() << "\n";
+    return 2;
+  }
+
+  try {
+    if (app.got_subcommand("estimate")) return estimate();
+  } catch (const moe::InvalidInput& e) {
+    std::cerr << "moe: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "moe: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
