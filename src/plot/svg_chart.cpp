@@ -79,6 +79,26 @@ double text_width(std::string_view s, double font) {
   return em * font;
 }
 
+// Splits at '\n', then word-wraps each line to fit `width` px.
+std::vector<std::string> wrap(const std::string& text, double width, double font) {
+  std::vector<std::string> lines;
+  for (size_t start = 0; !text.empty();) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    std::string line;
+    for (size_t w = start; w < end;) {
+      const size_t space = std::min(text.find(' ', w), end);
+      const std::string word = text.substr(w, space - w);
+      if (!line.empty() && text_width(line + " " + word, font) > width) lines.push_back(line), line.clear();
+      line += (line.empty() ? "" : " ") + word;
+      w = space + 1;
+    }
+    lines.push_back(line);
+    if (end == text.size()) break;
+    start = end + 1;
+  }
+  return lines;
+}
+
 std::string dasharray(LineStyle s) {  // matplotlib's patterns scaled by the line width
   if (s == LineStyle::dashed) return R"( stroke-dasharray="7.4,3.2")";
   if (s == LineStyle::dotted) return R"( stroke-dasharray="2,3.3")";
@@ -287,22 +307,16 @@ std::string render_svg(const ChartSpec& spec) {
   if (!std::isfinite(x1 - x0) || !std::isfinite(y1 - y0)) fail("data range overflows a double");
 
   // Tick density from the figure size (matplotlib: about one tick per 3 em across, 2 em up).
-  const int x_max_ticks = std::clamp(static_cast<int>(W / 90), 3, 9);
-  const int y_max_ticks = std::clamp(static_cast<int>(H / 60), 3, 9);
+  const int x_max_ticks = std::clamp(static_cast<int>(W / 75), 3, 9);
+  const int y_max_ticks = std::clamp(static_cast<int>(H / 50), 3, 9);
   const Axis xa = spec.x_log ? log_axis(x0, x1, x_max_ticks) : linear_axis(x0, x1, x_max_ticks);
   const Axis ya = spec.y_log ? log_axis(y0, y1, y_max_ticks) : linear_axis(y0, y1, y_max_ticks);
 
   // Margins are sized to their contents: title lines on top, tick labels + axis label left/below.
-  std::vector<std::string> title_lines;
-  for (size_t start = 0; !spec.title.empty();) {
-    size_t end = spec.title.find('\n', start);
-    title_lines.push_back(spec.title.substr(start, end - start));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
+  const std::vector<std::string> title_lines = wrap(spec.title, W - 16, kTitleFont);
   double title_font = kTitleFont;
-  for (const std::string& line : title_lines) {  // shrink rather than clip a long title
-    title_font = std::min(title_font, kTitleFont * (W - 16) / text_width(line, kTitleFont));
+  for (const std::string& line : title_lines) {  // a single over-long word: shrink, don't clip
+    title_font = std::max(8.0, std::min(title_font, kTitleFont * (W - 16) / text_width(line, kTitleFont)));
   }
   double y_tick_w = 0;
   for (const Tick& t : ya.ticks) y_tick_w = std::max(y_tick_w, t.label_w);
@@ -327,15 +341,15 @@ std::string render_svg(const ChartSpec& spec) {
        px(right - left) + "\" height=\"" + px(bottom - top) + "\"/></clipPath></defs>\n";
   o += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
 
-  // Faint major grid: reading values off a log axis is hard without it.
+  // Faint grid at labelled ticks: reading values off a log axis is hard without it.
   o += "<g class=\"grid\" stroke=\"#b0b0b0\" stroke-opacity=\"0.35\" stroke-width=\"0.8\">\n";
   for (const Tick& t : xa.ticks) {
     double x = X(xa.log ? std::pow(10.0, t.pos) : t.pos);
-    if (t.major) o += "<line x1=\"" + px(x) + "\" y1=\"" + px(top) + "\" x2=\"" + px(x) + "\" y2=\"" + px(bottom) + "\"/>\n";
+    if (!t.label.empty()) o += "<line x1=\"" + px(x) + "\" y1=\"" + px(top) + "\" x2=\"" + px(x) + "\" y2=\"" + px(bottom) + "\"/>\n";
   }
   for (const Tick& t : ya.ticks) {
     double y = Y(ya.log ? std::pow(10.0, t.pos) : t.pos);
-    if (t.major) o += "<line x1=\"" + px(left) + "\" y1=\"" + px(y) + "\" x2=\"" + px(right) + "\" y2=\"" + px(y) + "\"/>\n";
+    if (!t.label.empty()) o += "<line x1=\"" + px(left) + "\" y1=\"" + px(y) + "\" x2=\"" + px(right) + "\" y2=\"" + px(y) + "\"/>\n";
   }
   o += "</g>\n";
 
