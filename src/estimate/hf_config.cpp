@@ -120,14 +120,13 @@ void apply_windows(const Keys& k, ModelArch& m, const std::function<bool(int64_t
   }
 }
 
-ModelArch decoder_base(const Keys& k, const json& j, const std::string& type) {
+ModelArch decoder_base(const Keys& k, const std::string& type) {
   ModelArch m;
   m.model_type = type;
   m.hidden = k.positive("hidden_size");
   m.vocab = k.positive("vocab_size");
   m.tied_head = k.flag_or("tie_word_embeddings", false);
   m.layers.resize(static_cast<size_t>(k.positive("num_hidden_layers")));
-  (void)j;
   return m;
 }
 
@@ -137,8 +136,8 @@ FfnArch dense_ffn(int64_t hidden) {
   return f;
 }
 
-ModelArch llama(const Keys& k, const json& j) {
-  ModelArch m = decoder_base(k, j, "llama");
+ModelArch llama(const Keys& k) {
+  ModelArch m = decoder_base(k, "llama");
   AttentionArch a = gqa(k, m.hidden);
   a.q_bias = a.k_bias = a.v_bias = a.o_bias = k.flag_or("attention_bias", false);
   FfnArch f = dense_ffn(k.positive("intermediate_size"));
@@ -147,8 +146,8 @@ ModelArch llama(const Keys& k, const json& j) {
   return m;
 }
 
-ModelArch mixtral(const Keys& k, const json& j) {
-  ModelArch m = decoder_base(k, j, "mixtral");
+ModelArch mixtral(const Keys& k) {
+  ModelArch m = decoder_base(k, "mixtral");
   AttentionArch a = gqa(k, m.hidden);
   FfnArch f;
   f.moe = true;
@@ -162,8 +161,8 @@ ModelArch mixtral(const Keys& k, const json& j) {
 }
 
 // Qwen2-MoE / Qwen3-MoE: sparse unless listed in mlp_only_layers or off the decoder_sparse_step.
-ModelArch qwen_moe(const Keys& k, const json& j, const std::string& type) {
-  ModelArch m = decoder_base(k, j, type);
+ModelArch qwen_moe(const Keys& k, const std::string& type) {
+  ModelArch m = decoder_base(k, type);
   AttentionArch a = gqa(k, m.hidden);
   if (type == "qwen2_moe") {
     a.q_bias = a.k_bias = a.v_bias = k.flag_or("qkv_bias", true);  // Qwen2: q/k/v biased, o_proj not
@@ -196,8 +195,8 @@ ModelArch qwen_moe(const Keys& k, const json& j, const std::string& type) {
   return m;
 }
 
-ModelArch olmoe(const Keys& k, const json& j) {
-  ModelArch m = decoder_base(k, j, "olmoe");
+ModelArch olmoe(const Keys& k) {
+  ModelArch m = decoder_base(k, "olmoe");
   AttentionArch a = gqa(k, m.hidden);
   a.q_bias = a.k_bias = a.v_bias = a.o_bias = k.flag_or("attention_bias", false);
   a.qk_norm = AttentionArch::QkNorm::full_width;
@@ -210,8 +209,8 @@ ModelArch olmoe(const Keys& k, const json& j) {
   return m;
 }
 
-ModelArch deepseek(const Keys& k, const json& j, const std::string& type) {
-  ModelArch m = decoder_base(k, j, type);
+ModelArch deepseek(const Keys& k, const std::string& type) {
+  ModelArch m = decoder_base(k, type);
   AttentionArch a;
   a.kind = AttentionArch::Kind::mla;
   a.n_heads = k.positive("num_attention_heads");
@@ -246,8 +245,8 @@ ModelArch deepseek(const Keys& k, const json& j, const std::string& type) {
   return m;
 }
 
-ModelArch gpt_oss(const Keys& k, const json& j) {
-  ModelArch m = decoder_base(k, j, "gpt_oss");
+ModelArch gpt_oss(const Keys& k) {
+  ModelArch m = decoder_base(k, "gpt_oss");
   AttentionArch a = gqa(k, m.hidden);
   a.q_bias = a.k_bias = a.v_bias = a.o_bias = k.flag_or("attention_bias", true);
   a.sinks = true;
@@ -313,19 +312,19 @@ ModelArch switch_transformers(const Keys& k) {
   return m;
 }
 
-using Distiller = std::function<ModelArch(const Keys&, const json&)>;
+using Distiller = std::function<ModelArch(const Keys&)>;
 
 const std::map<std::string, Distiller>& distillers() {
   static const std::map<std::string, Distiller> table = {
       {"llama", llama},
       {"mixtral", mixtral},
-      {"qwen2_moe", [](const Keys& k, const json& j) { return qwen_moe(k, j, "qwen2_moe"); }},
-      {"qwen3_moe", [](const Keys& k, const json& j) { return qwen_moe(k, j, "qwen3_moe"); }},
+      {"qwen2_moe", [](const Keys& k) { return qwen_moe(k, "qwen2_moe"); }},
+      {"qwen3_moe", [](const Keys& k) { return qwen_moe(k, "qwen3_moe"); }},
       {"olmoe", olmoe},
-      {"deepseek_v2", [](const Keys& k, const json& j) { return deepseek(k, j, "deepseek_v2"); }},
-      {"deepseek_v3", [](const Keys& k, const json& j) { return deepseek(k, j, "deepseek_v3"); }},
+      {"deepseek_v2", [](const Keys& k) { return deepseek(k, "deepseek_v2"); }},
+      {"deepseek_v3", [](const Keys& k) { return deepseek(k, "deepseek_v3"); }},
       {"gpt_oss", gpt_oss},
-      {"switch_transformers", [](const Keys& k, const json&) { return switch_transformers(k); }},
+      {"switch_transformers", switch_transformers},
   };
   return table;
 }
@@ -359,7 +358,7 @@ ModelArch model_arch_from_hf_config(const json& config) {
     for (const std::string& n : supported_model_types()) known += (known.empty() ? "" : ", ") + n;
     throw InvalidInput("[config] model_type '" + type + "' is not supported; known: " + known);
   }
-  ModelArch m = it->second(Keys(config, type), config);
+  ModelArch m = it->second(Keys(config, type));
   check_moe_layers(m);
   return m;
 }
