@@ -204,3 +204,28 @@ TEST(ModelCount, BadConfigs) {
   j["intermediate_size"] = 1LL << 40;
   EXPECT_THROW(count_model(model_arch_from_hf_config(j), "bf16", 0), moe::InvalidInput);
 }
+
+TEST(ModelCount, ExampleConfigsAreTheSharedCopies) {
+  // examples/configs ships copies of shared/data/hf-configs so the repo stands alone; where the
+  // shared folder sits beside the checkout (CI, developers), the copies must parse identically.
+  const std::string shared = std::string(MOE_SOURCE_DIR) + "/../shared/data/hf-configs/";
+  if (!std::ifstream(shared + "README.md").good()) GTEST_SKIP() << "no " << shared;
+  const std::pair<const char*, const char*> copies[] = {
+      {"mixtral-8x7b.json", "mixtral-8x7b.json"},
+      {"mixtral-8x22b.json", "mixtral-8x22b.json"},
+      {"qwen3-30b-a3b.json", "qwen3-30b-a3b.json"},
+      {"qwen3-235b-a22b.json", "qwen3-235b-a22b.json"},
+      {"deepseek-v2-lite.json", "deepseek-v2-lite.json"},
+      {"deepseek-v3.json", "deepseek-v3.json"},
+      {"gpt-oss-20b.json", "gpt-oss-20b.json"},
+      {"gpt-oss-120b.json", "gpt-oss-120b.json"},
+      {"llama-2-7b.json", "llama-2-7b.json"},
+      {"deepseek-v2.reconstructed.json", "reconstructed/deepseek-v2.json"},
+      {"qwen2-57b-a14b.reconstructed.json", "reconstructed/qwen2-57b-a14b.json"},
+  };
+  for (const auto& [ours, theirs] : copies) {
+    std::ifstream in(shared + theirs);
+    ASSERT_TRUE(in.good()) << theirs;
+    EXPECT_EQ(load(ours), json::parse(in)) << ours;
+  }
+}
