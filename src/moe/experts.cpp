@@ -1,0 +1,196 @@
+// Reference expert FFNs: scalar loops with float64 accumulation.
+#include "moe/experts.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "moe/error.h"
+
+namespace moe {
+
+namespace {
+
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// h = act(g, u) and its partial derivatives (dh/dg, dh/du).
+struct ActGrad {
+  double h, dg, du;
+};
+
+ActGrad activate(const ExpertConfig& c, double g, double u) {
+  switch (c.act) {
+    case ExpertAct::swiglu: {
+      const double s = sigmoid(g);
+      return {g * s * u, s * (1 + g * (1 - s)) * u, g * s};
+    }
+    case ExpertAct::gpt_oss_swiglu: {
+      // torch.clamp passes the gradient where min <= x <= max (inclusive).
+      const double gc = std::min(g, c.limit);
+      const double dgc = g <= c.limit ? 1.0 : 0.0;
+      const double uc = std::clamp(u, -c.limit, c.limit);
+      const double duc = (u >= -c.limit && u <= c.limit) ? 1.0 : 0.0;
+      const double s = sigmoid(c.alpha * gc);
+      const double glu = gc * s;
+      const double dglu = s + gc * c.alpha * s * (1 - s);
+      return {(uc + 1) * glu, (uc + 1) * dglu * dgc, glu * duc};
+    }
+    case ExpertAct::gelu: {
+      const double cdf = 0.5 * (1 + std::erf(u / std::sqrt(2.0)));
+      const double pdf = std::exp(-0.5 * u * u) / std::sqrt(2 * M_PI);
+      return {u * cdf, 0, cdf + u * pdf};
+    }
+    case ExpertAct::gelu_tanh: {
+      const double inner = kSqrt2OverPi * (u + 0.044715 * u * u * u);
+      const double th = std::tanh(inner);
+      const double dinner = kSqrt2OverPi * (1 + 3 * 0.044715 * u * u);
+      return {0.5 * u * (1 + th), 0, 0.5 * (1 + th) + 0.5 * u * (1 - th * th) * dinner};
+    }
+    case ExpertAct::relu:
+      return {u > 0 ? u : 0, 0, u > 0 ? 1.0 : 0.0};
+  }
+  return {0, 0, 0};
+}
+
+// y[r] = Σ_c W[r, c] · v[c] (+ b[r]) for one matrix [rows, cols].
+template <class T>
+void matvec(const T* W, const T* v, const T* b, int64_t rows, int64_t cols, T* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double acc = b ? static_cast<double>(b[r]) : 0.0;
+    const T* wr = W + r * cols;
+    for (int64_t c = 0; c < cols; ++c) acc += static_cast<double>(wr[c]) * static_cast<double>(v[c]);
+    y[r] = static_cast<T>(acc);
+  }
+}
+
+}  // namespace
+
+ExpertAct parse_expert_act(const std::string& name) {
+  if (name == "swiglu" || name == "silu") return ExpertAct::swiglu;
+  if (name == "gelu") return ExpertAct::gelu;
+  if (name == "gelu_tanh" || name == "gelu_new" || name == "gelu_pytorch_tanh") return ExpertAct::gelu_tanh;
+  if (name == "relu") return ExpertAct::relu;
+  if (name == "gpt_oss_swiglu") return ExpertAct::gpt_oss_swiglu;
+  throw InvalidInput("[experts] expert_act '" + name + "' is not one of: swiglu, gelu, gelu_tanh, relu, gpt_oss_swiglu");
+}
+
+const char* expert_act_name(ExpertAct a) {
+  switch (a) {
+    case ExpertAct::swiglu: return "swiglu";
+    case ExpertAct::gelu: return "gelu";
+    case ExpertAct::gelu_tanh: return "gelu_tanh";
+    case ExpertAct::relu: return "relu";
+    case ExpertAct::gpt_oss_swiglu: return "gpt_oss_swiglu";
+  }
+  return "?";
+}
+
+Routing dense_routing(int64_t n_tokens) {
+  Routing r;
+  r.n_tokens = n_tokens;
+  r.n_experts = 1;
+  r.top_k = 1;
+  r.slot_token.resize(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) r.slot_token[t] = static_cast<int32_t>(t);
+  r.slot_expert.assign(static_cast<size_t>(n_tokens), 0);
+  r.slot_kept.assign(static_cast<size_t>(n_tokens), 1);
+  build_expert_order(r);
+  return r;
+}
+
+template <class T>
+void experts_forward(const ExpertConfig& c, const ExpertWeights<T>& w, const Routing& r, const T* x,
+                     ExpertActivations<T>& a) {
+  const int64_t H = w.d_model, I = w.hidden, A = r.n_kept();
+  const bool gated = is_gated(c.act);
+  a.pre_gate.assign(gated ? static_cast<size_t>(A * I) : 0, T(0));
+  a.pre_up.assign(static_cast<size_t>(A * I), T(0));
+  a.hidden.assign(static_cast<size_t>(A * I), T(0));
+  a.out.assign(static_cast<size_t>(A * H), T(0));
+  for (int64_t e = 0; e < r.n_experts; ++e) {
+    const T* wg = gated ? w.gate + e * I * H : nullptr;
+    const T* wu = w.up + e * I * H;
+    const T* wd = w.down + e * H * I;
+    const T* bg = w.gate_bias ? w.gate_bias + e * I : nullptr;
+    const T* bu = w.up_bias ? w.up_bias + e * I : nullptr;
+    const T* bd = w.down_bias ? w.down_bias + e * H : nullptr;
+    for (int64_t row = r.expert_offsets[e]; row < r.expert_offsets[e + 1]; ++row) {
+      const T* xt = x + static_cast<int64_t>(r.slot_token[r.rows[row]]) * H;
+      if (gated) matvec(wg, xt, bg, I, H, a.pre_gate.data() + row * I);
+      matvec(wu, xt, bu, I, H, a.pre_up.data() + row * I);
+      for (int64_t i = 0; i < I; ++i) {
+        const double g = gated ? static_cast<double>(a.pre_gate[row * I + i]) : 0.0;
+        a.hidden[row * I + i] = static_cast<T>(activate(c, g, static_cast<double>(a.pre_up[row * I + i])).h);
+      }
+      matvec(wd, a.hidden.data() + row * I, bd, H, I, a.out.data() + row * H);
+    }
+  }
+}
+
+template <class T>
+void experts_backward(const ExpertConfig& c, const ExpertWeights<T>& w, const Routing& r, const T* x,
+                      const ExpertActivations<T>& a, const T* dout, T* dx, const ExpertGrads<T>& g) {
+  const int64_t H = w.d_model, I = w.hidden;
+  const bool gated = is_gated(c.act);
+  std::vector<double> dh(static_cast<size_t>(I)), dgate(static_cast<size_t>(I)), dup(static_cast<size_t>(I));
+  for (int64_t e = 0; e < r.n_experts; ++e) {
+    const T* wg = gated ? w.gate + e * I * H : nullptr;
+    const T* wu = w.up + e * I * H;
+    const T* wd = w.down + e * H * I;
+    for (int64_t row = r.expert_offsets[e]; row < r.expert_offsets[e + 1]; ++row) {
+      const int64_t t = r.slot_token[r.rows[row]];
+      const T* xt = x + t * H;
+      const T* go = dout + row * H;
+      const T* hid = a.hidden.data() + row * I;
+      // down: out = Wd·h + bd
+      for (int64_t i = 0; i < I; ++i) dh[i] = 0;
+      for (int64_t o = 0; o < H; ++o) {
+        const double gov = static_cast<double>(go[o]);
+        if (gov == 0) continue;
+        const T* wdo = wd + o * I;
+        for (int64_t i = 0; i < I; ++i) dh[i] += gov * static_cast<double>(wdo[i]);
+        if (g.down) {
+          T* gdo = g.down + e * H * I + o * I;
+          for (int64_t i = 0; i < I; ++i) gdo[i] += static_cast<T>(gov * static_cast<double>(hid[i]));
+        }
+        if (g.down_bias) g.down_bias[e * H + o] += static_cast<T>(gov);
+      }
+      for (int64_t i = 0; i < I; ++i) {
+        const double gv = gated ? static_cast<double>(a.pre_gate[row * I + i]) : 0.0;
+        const ActGrad d = activate(c, gv, static_cast<double>(a.pre_up[row * I + i]));
+        dgate[i] = dh[i] * d.dg;
+        dup[i] = dh[i] * d.du;
+      }
+      // gate/up: pre = W·x + b
+      for (int64_t i = 0; i < I; ++i) {
+        const T* wui = wu + i * H;
+        const T* wgi = gated ? wg + i * H : nullptr;
+        for (int64_t j = 0; j < H; ++j) {
+          double acc = dup[i] * static_cast<double>(wui[j]);
+          if (gated) acc += dgate[i] * static_cast<double>(wgi[j]);
+          dx[t * H + j] += static_cast<T>(acc);
+        }
+        if (g.up) {
+          T* gu = g.up + e * I * H + i * H;
+          for (int64_t j = 0; j < H; ++j) gu[j] += static_cast<T>(dup[i] * static_cast<double>(xt[j]));
+        }
+        if (gated && g.gate) {
+          T* gg = g.gate + e * I * H + i * H;
+          for (int64_t j = 0; j < H; ++j) gg[j] += static_cast<T>(dgate[i] * static_cast<double>(xt[j]));
+        }
+        if (g.up_bias) g.up_bias[e * I + i] += static_cast<T>(dup[i]);
+        if (gated && g.gate_bias) g.gate_bias[e * I + i] += static_cast<T>(dgate[i]);
+      }
+    }
+  }
+}
+
+#define MOE_INSTANTIATE_EXPERTS(T)                                                                            \
+  template void experts_forward<T>(const ExpertConfig&, const ExpertWeights<T>&, const Routing&, const T*,    \
+                                   ExpertActivations<T>&);                                                    \
+  template void experts_backward<T>(const ExpertConfig&, const ExpertWeights<T>&, const Routing&, const T*,   \
+                                    const ExpertActivations<T>&, const T*, T*, const ExpertGrads<T>&);
+MOE_INSTANTIATE_EXPERTS(float)
+MOE_INSTANTIATE_EXPERTS(double)
+
+}  // namespace moe

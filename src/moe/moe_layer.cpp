@@ -1,0 +1,249 @@
+// The routed MoE layer, forward and backward (reference path).
+#include "moe/moe_layer.h"
+
+#include <cmath>
+
+#include "layer_internal.h"
+#include "moe/error.h"
+
+namespace moe {
+
+using detail::mut;
+using detail::ptr;
+
+namespace detail {
+
+template <class T>
+ExpertWeights<T> expert_view(const MoeLayerWeights& w, int64_t H) {
+  ExpertWeights<T> v;
+  v.n_experts = w.up.dim(0);
+  v.d_model = H;
+  v.hidden = w.up.dim(1);
+  v.gate = ptr<T>(w.gate);
+  v.up = ptr<T>(w.up);
+  v.down = ptr<T>(w.down);
+  v.gate_bias = ptr<T>(w.gate_bias);
+  v.up_bias = ptr<T>(w.up_bias);
+  v.down_bias = ptr<T>(w.down_bias);
+  return v;
+}
+
+template <class T>
+ExpertWeights<T> shared_view(const MoeLayerWeights& w, int64_t H) {
+  ExpertWeights<T> v;
+  v.n_experts = 1;
+  v.d_model = H;
+  v.hidden = w.shared_up.dim(0);
+  v.gate = ptr<T>(w.shared_gate);
+  v.up = ptr<T>(w.shared_up);
+  v.down = ptr<T>(w.shared_down);
+  return v;
+}
+
+template <class T>
+ExpertGrads<T> expert_grads(MoeLayerWeights& g) {
+  return {mut<T>(g.gate), mut<T>(g.up), mut<T>(g.down), mut<T>(g.gate_bias), mut<T>(g.up_bias), mut<T>(g.down_bias)};
+}
+
+template <class T>
+ExpertGrads<T> shared_grads(MoeLayerWeights& g) {
+  return {mut<T>(g.shared_gate), mut<T>(g.shared_up), mut<T>(g.shared_down), nullptr, nullptr, nullptr};
+}
+
+}  // namespace detail
+
+namespace {
+
+// out[t, o] = Σ_j x[t, j] · W[o, j] (+ b[o]):  x [T, J], W [O, J].
+template <class T>
+void linear(const T* x, const T* W, const T* b, int64_t Tn, int64_t J, int64_t O, T* out) {
+  for (int64_t t = 0; t < Tn; ++t) {
+    for (int64_t o = 0; o < O; ++o) {
+      double acc = b ? static_cast<double>(b[o]) : 0.0;
+      for (int64_t j = 0; j < J; ++j) acc += static_cast<double>(x[t * J + j]) * static_cast<double>(W[o * J + j]);
+      out[t * O + o] = static_cast<T>(acc);
+    }
+  }
+}
+
+// Backward of linear: dW += dyᵀ·x, db += Σ dy, dx += dy·W.
+template <class T>
+void linear_backward(const T* x, const T* W, const T* dy, int64_t Tn, int64_t J, int64_t O, T* dx, T* dW, T* db) {
+  for (int64_t t = 0; t < Tn; ++t) {
+    for (int64_t o = 0; o < O; ++o) {
+      const double g = static_cast<double>(dy[t * O + o]);
+      if (g == 0) continue;
+      if (db) db[o] += static_cast<T>(g);
+      for (int64_t j = 0; j < J; ++j) {
+        if (dW) dW[o * J + j] += static_cast<T>(g * static_cast<double>(x[t * J + j]));
+        if (dx) dx[t * J + j] += static_cast<T>(g * static_cast<double>(W[o * J + j]));
+      }
+    }
+  }
+}
+
+template <class T>
+double dot(const T* a, const T* b, int64_t n) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return acc;
+}
+
+void check_inputs(const MoeLayerConfig& c, const LayerInputs& in) {
+  if (in.n_tokens < 1) throw InvalidInput("[layer] no tokens in x");
+  if (in.group_tokens < 1 || in.n_tokens % in.group_tokens != 0) {
+    throw InvalidInput("[layer] sequence length " + std::to_string(in.group_tokens) + " does not divide " +
+                       std::to_string(in.n_tokens) + " tokens");
+  }
+  if (in.training && c.jitter > 0 && !in.jitter) throw InvalidInput("[layer] training with jitter needs jitter factors");
+}
+
+}  // namespace
+
+template <class T>
+void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const T* x, const LayerInputs& in,
+                       MoeLayerState<T>& st, T* y) {
+  validate_layer(c);
+  check_layer_weights(c, w, dtype_of<T>());
+  check_inputs(c, in);
+  const int64_t Tn = in.n_tokens, H = c.d_model, E = c.router.n_experts;
+  st.x_in.assign(x, x + Tn * H);
+  if (in.training && c.jitter > 0) {
+    const T* j = static_cast<const T*>(in.jitter);
+    for (int64_t i = 0; i < Tn * H; ++i) st.x_in[i] *= j[i];
+  }
+  for (int64_t i = 0; i < Tn * H; ++i) y[i] = T(0);
+  st.losses.clear();
+  if (c.soft.slots_per_expert > 0) {
+    detail::soft_moe_forward(c, w, st.x_in.data(), in, st, y);
+    st.losses["aux_total"] = 0;
+    return;
+  }
+
+  // Router: the layer adds the logit bias itself, so the router sees final raw logits.
+  st.raw_logits.assign(static_cast<size_t>(Tn * E), T(0));
+  linear(st.x_in.data(), w.router_w.as<T>(), ptr<T>(w.router_b), Tn, H, E, st.raw_logits.data());
+  st.noise_logits.clear();
+  if (c.router.noise == NoiseKind::shazeer) {
+    st.noise_logits.assign(static_cast<size_t>(Tn * E), T(0));
+    linear(st.x_in.data(), w.noise_w.as<T>(), static_cast<const T*>(nullptr), Tn, H, E, st.noise_logits.data());
+  }
+  RouterConfig rc = c.router;
+  rc.logit_bias = false;
+  router_forward(rc, st.raw_logits.data(), static_cast<const T*>(nullptr), ptr<T>(w.selection_bias),
+                 static_cast<const T*>(in.noise), st.noise_logits.empty() ? nullptr : st.noise_logits.data(), Tn,
+                 in.group_tokens, in.training, st.router);
+  const Routing& r = st.router.routing;
+
+  experts_forward(c.expert, detail::expert_view<T>(w, H), r, st.x_in.data(), st.experts);
+  for (int64_t row = 0; row < r.n_kept(); ++row) {
+    const int32_t s = r.rows[row];
+    const double wt = static_cast<double>(st.router.weights[s]);
+    T* yt = y + static_cast<int64_t>(r.slot_token[s]) * H;
+    const T* out = st.experts.out.data() + row * H;
+    for (int64_t h = 0; h < H; ++h) yt[h] += static_cast<T>(wt * static_cast<double>(out[h]));
+  }
+  if (c.router.dropped == DroppedPolicy::passthrough) {  // HF Switch v4: a dropped token yields w·x
+    for (int64_t s = 0; s < r.n_slots(); ++s) {
+      if (r.slot_kept[s]) continue;
+      const int64_t t = r.slot_token[s];
+      const double wt = static_cast<double>(st.router.weights[s]);
+      for (int64_t h = 0; h < H; ++h) y[t * H + h] += static_cast<T>(wt * static_cast<double>(st.x_in[t * H + h]));
+    }
+  }
+
+  if (c.shared_hidden > 0) {
+    ExpertConfig sc{c.shared_act, c.shared_hidden, false, c.expert.alpha, c.expert.limit};
+    const Routing all = dense_routing(Tn);
+    experts_forward(sc, detail::shared_view<T>(w, H), all, st.x_in.data(), st.shared);
+    st.shared_gate.assign(static_cast<size_t>(Tn), T(1));
+    for (int64_t t = 0; t < Tn; ++t) {
+      if (c.shared_gate) {
+        const double z = dot(st.x_in.data() + t * H, w.shared_gate_w.as<T>(), H);
+        st.shared_gate[t] = static_cast<T>(1.0 / (1.0 + std::exp(-z)));
+      }
+      const double g = static_cast<double>(st.shared_gate[t]);
+      for (int64_t h = 0; h < H; ++h) y[t * H + h] += static_cast<T>(g * static_cast<double>(st.shared.out[t * H + h]));
+    }
+  }
+  detail::layer_losses(c, in, st);
+}
+
+template <class T>
+void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const LayerInputs& in,
+                        const MoeLayerState<T>& st, const T* dy, T* dx, MoeLayerWeights& g) {
+  const int64_t Tn = in.n_tokens, H = c.d_model, E = c.router.n_experts;
+  std::vector<T> dx_in(static_cast<size_t>(Tn * H), T(0));
+  if (c.soft.slots_per_expert > 0) {
+    detail::soft_moe_backward(c, w, in, st, dy, dx_in.data(), g);
+  } else {
+    const Routing& r = st.router.routing;
+    std::vector<T> dweights(static_cast<size_t>(r.n_slots()), T(0));
+    std::vector<T> dout(static_cast<size_t>(r.n_kept() * H));
+    for (int64_t row = 0; row < r.n_kept(); ++row) {
+      const int32_t s = r.rows[row];
+      const T* dyt = dy + static_cast<int64_t>(r.slot_token[s]) * H;
+      dweights[s] = static_cast<T>(dot(st.experts.out.data() + row * H, dyt, H));
+      const double wt = static_cast<double>(st.router.weights[s]);
+      for (int64_t h = 0; h < H; ++h) dout[row * H + h] = static_cast<T>(wt * static_cast<double>(dyt[h]));
+    }
+    if (c.router.dropped == DroppedPolicy::passthrough) {
+      for (int64_t s = 0; s < r.n_slots(); ++s) {
+        if (r.slot_kept[s]) continue;
+        const int64_t t = r.slot_token[s];
+        dweights[s] = static_cast<T>(dot(st.x_in.data() + t * H, dy + t * H, H));
+        const double wt = static_cast<double>(st.router.weights[s]);
+        for (int64_t h = 0; h < H; ++h) dx_in[t * H + h] += static_cast<T>(wt * static_cast<double>(dy[t * H + h]));
+      }
+    }
+    experts_backward(c.expert, detail::expert_view<T>(w, H), r, st.x_in.data(), st.experts, dout.data(),
+                     dx_in.data(), detail::expert_grads<T>(g));
+
+    if (c.shared_hidden > 0) {
+      ExpertConfig sc{c.shared_act, c.shared_hidden, false, c.expert.alpha, c.expert.limit};
+      std::vector<T> dshared(static_cast<size_t>(Tn * H));
+      for (int64_t t = 0; t < Tn; ++t) {
+        const double gt = static_cast<double>(st.shared_gate[t]);
+        for (int64_t h = 0; h < H; ++h) dshared[t * H + h] = static_cast<T>(gt * static_cast<double>(dy[t * H + h]));
+        if (c.shared_gate) {  // y += σ(z)·s:  dz = <s, dy>·σ(1−σ)
+          const double dz = dot(st.shared.out.data() + t * H, dy + t * H, H) * gt * (1 - gt);
+          T* gw = mut<T>(g.shared_gate_w);
+          const T* wg = w.shared_gate_w.as<T>();
+          for (int64_t h = 0; h < H; ++h) {
+            if (gw) gw[h] += static_cast<T>(dz * static_cast<double>(st.x_in[t * H + h]));
+            dx_in[t * H + h] += static_cast<T>(dz * static_cast<double>(wg[h]));
+          }
+        }
+      }
+      experts_backward(sc, detail::shared_view<T>(w, H), dense_routing(Tn), st.x_in.data(), st.shared,
+                       dshared.data(), dx_in.data(), detail::shared_grads<T>(g));
+    }
+
+    std::vector<T> dlogits(static_cast<size_t>(Tn * E), T(0));
+    std::vector<T> dnoise(st.noise_logits.size(), T(0));
+    router_backward(c.router, st.router, dweights.data(), dlogits.data(), dnoise.empty() ? nullptr : dnoise.data());
+    detail::layer_losses_backward(c, in, st, dlogits.data());
+    linear_backward(st.x_in.data(), w.router_w.as<T>(), dlogits.data(), Tn, H, E, dx_in.data(), mut<T>(g.router_w),
+                    mut<T>(g.router_b));
+    if (!dnoise.empty()) {
+      linear_backward(st.x_in.data(), w.noise_w.as<T>(), dnoise.data(), Tn, H, E, dx_in.data(), mut<T>(g.noise_w),
+                      static_cast<T*>(nullptr));
+    }
+  }
+  const T* j = (in.training && c.jitter > 0) ? static_cast<const T*>(in.jitter) : nullptr;
+  for (int64_t i = 0; i < Tn * H; ++i) dx[i] = j ? static_cast<T>(static_cast<double>(dx_in[i]) * static_cast<double>(j[i])) : dx_in[i];
+}
+
+#define MOE_INSTANTIATE_LAYER(T)                                                                                 \
+  template void moe_layer_forward<T>(const MoeLayerConfig&, const MoeLayerWeights&, const T*, const LayerInputs&, \
+                                     MoeLayerState<T>&, T*);                                                      \
+  template void moe_layer_backward<T>(const MoeLayerConfig&, const MoeLayerWeights&, const LayerInputs&,          \
+                                      const MoeLayerState<T>&, const T*, T*, MoeLayerWeights&);                   \
+  template ExpertWeights<T> detail::expert_view<T>(const MoeLayerWeights&, int64_t);                              \
+  template ExpertWeights<T> detail::shared_view<T>(const MoeLayerWeights&, int64_t);                              \
+  template ExpertGrads<T> detail::expert_grads<T>(MoeLayerWeights&);                                              \
+  template ExpertGrads<T> detail::shared_grads<T>(MoeLayerWeights&);
+MOE_INSTANTIATE_LAYER(float)
+MOE_INSTANTIATE_LAYER(double)
+
+}  // namespace moe
