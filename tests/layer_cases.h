@@ -36,6 +36,7 @@ inline std::vector<LayerCase> layer_cases() {
   {
     auto c = base_config(5, 4, 2, 3, ExpertAct::swiglu);
     c.router.normalize = true;
+    c.losses.coef = {{"load_balancing", 0.3}, {"z_loss", 0.1}};
     cases.push_back({"mixtral", c, 7, 7, false});
   }
   {
@@ -56,6 +57,7 @@ inline std::vector<LayerCase> layer_cases() {
     c.router.norm_eps = 1e-20;
     c.router.scale = 2.5;
     c.shared_hidden = 4;
+    c.losses.coef = {{"deepseek_v3_seq", 0.2}};
     cases.push_back({"deepseek_v3", c, 7, 7, false});
   }
   {
@@ -67,6 +69,7 @@ inline std::vector<LayerCase> layer_cases() {
     c.router.scale = 16;
     c.router.scale_only_unnormalized = true;
     c.shared_hidden = 6;
+    c.losses.coef = {{"deepseek_v2_seq", 0.2}};
     cases.push_back({"deepseek_v2", c, 5, 5, false});
   }
   {
@@ -82,6 +85,7 @@ inline std::vector<LayerCase> layer_cases() {
     c.router.capacity_mode = CapacityMode::absolute;
     c.router.expert_capacity = 2;
     c.router.dropped = DroppedPolicy::passthrough;
+    c.losses.coef = {{"switch", 0.5}, {"z_loss", 0.1}};
     cases.push_back({"switch_passthrough", c, 8, 4, false});
   }
   {
@@ -95,6 +99,7 @@ inline std::vector<LayerCase> layer_cases() {
     auto c = base_config(5, 4, 2, 3, ExpertAct::gelu_tanh);
     c.router.noise = NoiseKind::vmoe;
     c.router.noise_std = 1.0;
+    c.losses.coef = {{"importance", 0.5}, {"vmoe_load", 0.5}};
     cases.push_back({"vmoe_noise", c, 6, 6, true});
   }
   {

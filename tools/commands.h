@@ -11,5 +11,6 @@ namespace moe::cli {
 using Run = std::function<int()>;
 
 Run add_estimate(CLI::App& app);
+Run add_layer(CLI::App& app);
 
 }  // namespace moe::cli

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "moe 0.1.0");
   moe::cli::Run estimate = moe::cli::add_estimate(app);
+  moe::cli::Run layer = moe::cli::add_layer(app);
 
   try {
     app.parse(argc, argv);
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
 
   try {
     if (app.got_subcommand("estimate")) return estimate();
+    if (app.got_subcommand("layer")) return layer();
   } catch (const moe::InvalidInput& e) {
     std::cerr << "moe: error: " << e.what() << "\n";
     return 2;

@@ -54,6 +54,9 @@ struct MoeLayerWeights {
   // Calls f(canonical name, tensor) for every tensor slot, present or not.
   void for_each_tensor(const std::function<void(const std::string&, Tensor&)>& f);
   void for_each_tensor(const std::function<void(const std::string&, const Tensor&)>& f) const;
+  // The tensor slot of a canonical name, or null for an unknown name.
+  Tensor* find(const std::string& name);
+  const Tensor* find(const std::string& name) const;
 };
 
 // Creates zero tensors of the right shapes for a config (weights or their gradients).

@@ -47,7 +47,8 @@ std::string clip(const std::string& s, size_t limit = 120) {
 
 std::string in_quotes(const std::string& name) { return "'" + clip(name, 80) + "'"; }
 
-std::string show(const json& v) { return clip(v.dump()); }
+// `replace` cannot be needed (the header was checked to be UTF-8) but keeps dump() from throwing.
+std::string show(const json& v) { return clip(v.dump(-1, ' ', false, json::error_handler_t::replace)); }
 
 // Offset of the first byte that is not well-formed UTF-8 (no overlongs, surrogates or code
 // points above U+10FFFF), or npos.
@@ -421,10 +422,15 @@ std::string serialize(const NamedTensors& tensors, const std::map<std::string, s
     if (name == kMetadataKey) fail(origin, who + ": the name is reserved for metadata");
     if (!is_utf8(name)) fail(origin, who + ": the name is not valid UTF-8");
     if (!seen.insert(name).second) fail(origin, who + ": duplicate name");
+    int64_t numel = 1, nbytes_signed = 0;  // checked here: TensorView::nbytes() does not check
     for (int64_t d : view.shape()) {
       if (d < 0) fail(origin, who + ": negative dimension in shape " + shape_str(view.shape()));
+      if (__builtin_mul_overflow(numel, d, &numel)) fail(origin, who + ": shape " + shape_str(view.shape()) + " overflows");
     }
-    const uint64_t nbytes = view.nbytes();
+    if (__builtin_mul_overflow(numel, static_cast<int64_t>(dtype_size(view.dtype())), &nbytes_signed)) {
+      fail(origin, who + ": shape " + shape_str(view.shape()) + " overflows");
+    }
+    const uint64_t nbytes = static_cast<uint64_t>(nbytes_signed);
     if (nbytes > 0 && view.data() == nullptr) fail(origin, who + ": view has no data");
     uint64_t end = 0;
     if (__builtin_add_overflow(offset, nbytes, &end)) fail(origin, who + ": total size overflows 64 bits");

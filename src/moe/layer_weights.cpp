@@ -75,6 +75,17 @@ void MoeLayerWeights::for_each_tensor(const std::function<void(const std::string
   for (const Slot& s : kSlots) f(s.name, this->*s.member);
 }
 
+Tensor* MoeLayerWeights::find(const std::string& name) {
+  for (const Slot& s : kSlots) {
+    if (name == s.name) return &(this->*s.member);
+  }
+  return nullptr;
+}
+
+const Tensor* MoeLayerWeights::find(const std::string& name) const {
+  return const_cast<MoeLayerWeights*>(this)->find(name);
+}
+
 bool is_trainable(const std::string& name) { return name != "router.selection_bias"; }
 
 void validate_layer(const MoeLayerConfig& c) {

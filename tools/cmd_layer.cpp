@@ -1,0 +1,243 @@
+// `moe layer`: one MoE layer on the user's weights and inputs, outputs and gradients to a
+// safetensors file (docs/layer-format.md). Parsing and file plumbing only; math is in src/moe.
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "moe/error.h"
+#include "moe/layer_io.h"
+#include "moe/moe_layer.h"
+#include "moe/rng.h"
+#include "moe/safetensors.h"
+
+namespace moe::cli {
+
+namespace {
+
+struct LayerFlags {
+  std::string config, weights, inputs, out, precision = "f32", prefix;
+  bool training = false;
+  uint64_t seed = 0;
+};
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidInput("[layer] " + path + ": cannot open the config");
+  std::stringstream s;
+  s << in.rdbuf();
+  try {
+    return nlohmann::json::parse(s.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InvalidInput("[layer] " + path + ": not valid JSON: " + e.what());
+  }
+}
+
+// A floating tensor of the file as doubles, refusing NaN/Inf.
+std::vector<double> finite_values(const SafetensorsFile& f, const std::string& name, const std::string& shown) {
+  const Tensor t = f.load(name);
+  if (t.dtype() != DType::f32 && t.dtype() != DType::f64 && t.dtype() != DType::bf16) {
+    throw InvalidInput("[layer] " + f.path() + ": tensor '" + shown + "' has dtype " + dtype_name(t.dtype()) +
+                       ", expected F32, F64 or BF16");
+  }
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    v[i] = load_as_double(t.view(), i);
+    if (!std::isfinite(v[i])) {
+      throw InvalidInput("[layer] " + f.path() + ": tensor '" + shown + "' has a non-finite value (" +
+                         std::to_string(v[i]) + ") at flat index " + std::to_string(i));
+    }
+  }
+  return v;
+}
+
+template <class T>
+std::vector<T> cast(const std::vector<double>& v) {
+  return std::vector<T>(v.begin(), v.end());
+}
+
+template <class T>
+int run_typed(const LayerFlags& f) {
+  const DType dt = dtype_of<T>();
+  const nlohmann::json cj = read_json(f.config);
+  const std::string type = layer_model_type(cj);
+  const MoeLayerConfig cfg = layer_config_from_json(cj);
+  const int64_t H = cfg.d_model, E = cfg.router.n_experts;
+
+  // Weights: every tensor the config needs, nothing else, under the model type's names.
+  const SafetensorsFile wf = SafetensorsFile::open(f.weights);
+  std::map<std::string, std::string> by_name;  // external name -> name in the file
+  for (const std::string& n : wf.names()) {
+    if (n.rfind(f.prefix, 0) != 0) {
+      throw InvalidInput("[layer] " + f.weights + ": tensor '" + n + "' does not start with --prefix '" + f.prefix + "'");
+    }
+    by_name[n.substr(f.prefix.size())] = n;
+  }
+  const bool fused = by_name.count("experts.gate_up_proj") > 0 && type != "gpt_oss";
+  const std::vector<WeightBinding> bindings = layer_weight_bindings(type, cfg, fused);
+  MoeLayerWeights w = make_layer_weights(cfg, dt);
+  std::set<std::string> used;
+  for (const WeightBinding& b : bindings) {
+    auto it = by_name.find(b.name);
+    if (it == by_name.end()) {
+      throw InvalidInput("[layer] " + f.weights + ": missing tensor '" + f.prefix + b.name + "' " + shape_str(b.shape) +
+                         " needed by the " + type + " config");
+    }
+    const Shape& have = wf.entry(it->second).shape;
+    if (have != b.shape) {
+      throw InvalidInput("[layer] " + f.weights + ": tensor '" + it->second + "' has shape " + shape_str(have) +
+                         ", the config needs " + shape_str(b.shape));
+    }
+    b.load(finite_values(wf, it->second, it->second).data(), w);
+    used.insert(b.name);
+  }
+  for (const auto& [ext, n] : by_name) {
+    if (!used.count(ext)) throw InvalidInput("[layer] " + f.weights + ": tensor '" + n + "' is not used by this config");
+  }
+
+  // Inputs.
+  const SafetensorsFile inf = SafetensorsFile::open(f.inputs);
+  for (const std::string& n : inf.names()) {
+    static const std::set<std::string> known = {"x", "dy", "attention_mask", "noise", "jitter"};
+    if (!known.count(n)) throw InvalidInput("[layer] " + f.inputs + ": unknown input '" + n + "'");
+  }
+  if (!inf.contains("x")) throw InvalidInput("[layer] " + f.inputs + ": missing input 'x' [T, H] or [B, S, H]");
+  const Shape xs = inf.entry("x").shape;
+  if ((xs.size() != 2 && xs.size() != 3) || xs.back() != H) {
+    throw InvalidInput("[layer] " + f.inputs + ": input 'x' has shape " + shape_str(xs) + ", expected [T, " +
+                       std::to_string(H) + "] or [B, S, " + std::to_string(H) + "]");
+  }
+  const int64_t Tn = xs.size() == 2 ? xs[0] : xs[0] * xs[1];
+  const int64_t S = xs.size() == 2 ? xs[0] : xs[1];
+  const int64_t B = Tn / std::max<int64_t>(S, 1);
+  auto input = [&](const std::string& name, const Shape& want) {
+    if (inf.entry(name).shape != want) {
+      throw InvalidInput("[layer] " + f.inputs + ": input '" + name + "' has shape " + shape_str(inf.entry(name).shape) +
+                         ", expected " + shape_str(want));
+    }
+    return cast<T>(finite_values(inf, name, name));
+  };
+  const std::vector<T> x = cast<T>(finite_values(inf, "x", "x"));
+  LayerInputs in;
+  in.n_tokens = Tn;
+  in.group_tokens = S;
+  in.training = f.training;
+  Rng rng(f.seed);
+  std::vector<T> noise, jitter, dy;
+  std::vector<uint8_t> mask;
+  if (inf.contains("noise")) {
+    noise = input("noise", {Tn, E});
+  } else if (f.training && cfg.router.noise != NoiseKind::none) {
+    for (int64_t i = 0; i < Tn * E; ++i) noise.push_back(static_cast<T>(rng.normal()));
+  }
+  if (inf.contains("jitter")) {
+    jitter = input("jitter", {Tn, H});
+  } else if (f.training && cfg.jitter > 0) {
+    for (int64_t i = 0; i < Tn * H; ++i) jitter.push_back(static_cast<T>(rng.uniform(1 - cfg.jitter, 1 + cfg.jitter)));
+  }
+  if (inf.contains("attention_mask")) {
+    const Shape ms = inf.entry("attention_mask").shape;
+    if (ms != Shape{B, S} && !(xs.size() == 2 && ms == Shape{Tn})) {
+      throw InvalidInput("[layer] " + f.inputs + ": input 'attention_mask' has shape " + shape_str(ms) + ", expected " +
+                         shape_str({B, S}));
+    }
+    const Tensor m = inf.load("attention_mask");
+    for (int64_t i = 0; i < Tn; ++i) {
+      double v = 0;
+      switch (m.dtype()) {
+        case DType::boolean: case DType::u8: v = static_cast<const uint8_t*>(m.data())[i]; break;
+        case DType::i32: v = m.as<int32_t>()[i]; break;
+        case DType::i64: v = static_cast<double>(m.as<int64_t>()[i]); break;
+        default: v = load_as_double(m.view(), i);
+      }
+      mask.push_back(v != 0);
+    }
+    in.mask = mask.data();
+  }
+  if (inf.contains("dy")) dy = input("dy", xs);
+  in.noise = noise.empty() ? nullptr : noise.data();
+  in.jitter = jitter.empty() ? nullptr : jitter.data();
+
+  MoeLayerState<T> st;
+  std::vector<T> y(static_cast<size_t>(Tn * H));
+  moe_layer_forward(cfg, w, x.data(), in, st, y.data());
+
+  // Outputs (owned here, then viewed for the writer).
+  std::vector<std::pair<std::string, Tensor>> out;
+  out.emplace_back("y", Tensor::from<T>(xs, y));
+  auto scalar = [&](const std::string& name, double v) { out.emplace_back(name, Tensor::from<T>({}, {static_cast<T>(v)})); };
+  for (const auto& [name, v] : st.losses) scalar(name == "aux_total" ? "loss.aux_total" : "loss." + name, v);
+  if (cfg.soft.slots_per_expert > 0) {
+    const int64_t SL = E * cfg.soft.slots_per_expert;
+    out.emplace_back("soft.dispatch", Tensor::from<T>({Tn, SL}, st.soft_dispatch));
+    out.emplace_back("soft.combine", Tensor::from<T>({Tn, SL}, st.soft_combine));
+  } else {
+    const Routing& r = st.router.routing;
+    out.emplace_back("router_logits", Tensor::from<T>({Tn, E}, st.raw_logits));
+    if (r.top_k > 0) {
+      std::vector<uint8_t> kept(r.slot_kept.begin(), r.slot_kept.end());
+      out.emplace_back("expert_ids", Tensor::from<int32_t>({Tn, r.top_k}, r.slot_expert));
+      out.emplace_back("expert_weights", Tensor::from<T>({Tn, r.top_k}, st.router.weights));
+      out.emplace_back("expert_kept", Tensor::from<uint8_t>({Tn, r.top_k}, kept));
+    } else {
+      const Shape ec = xs.size() == 2 ? Shape{E, r.capacity} : Shape{B, E, r.capacity};
+      out.emplace_back("ec_tokens", Tensor::from<int32_t>(ec, r.slot_token));
+      out.emplace_back("ec_weights", Tensor::from<T>(ec, st.router.weights));
+    }
+    std::vector<double> probs(st.router.scores.begin(), st.router.scores.end());
+    const RoutingStats s = routing_stats(r, cfg.router.score == ScoreFn::softmax ? probs.data() : nullptr);
+    out.emplace_back("stats.tokens_per_expert", Tensor::from<int64_t>({E}, s.tokens_per_expert));
+    out.emplace_back("stats.dropped_slots", Tensor::from<int64_t>({}, {s.dropped_slots}));
+    out.emplace_back("stats.dropped_tokens", Tensor::from<int64_t>({}, {s.dropped_tokens}));
+    scalar("stats.max_over_mean", s.max_over_mean);
+    scalar("stats.load_entropy", s.load_entropy);
+    scalar("stats.router_entropy", s.mean_router_entropy);
+  }
+
+  if (!dy.empty()) {
+    std::vector<T> dx(static_cast<size_t>(Tn * H));
+    MoeLayerWeights g = make_layer_weights(cfg, dt);
+    moe_layer_backward(cfg, w, in, st, dy.data(), dx.data(), g);
+    out.emplace_back("grad.x", Tensor::from<T>(xs, dx));
+    for (const WeightBinding& b : bindings) {
+      if (!b.trainable) continue;
+      std::vector<double> v(static_cast<size_t>(shape_numel(b.shape)));
+      b.store(g, v.data());
+      out.emplace_back("grad." + f.prefix + b.name, Tensor::from<T>(b.shape, cast<T>(v)));
+    }
+  }
+  NamedTensors views;
+  for (const auto& [name, t] : out) views.emplace_back(name, t.view());
+  write_safetensors(f.out, views);
+  std::cerr << "moe layer: " << type << ", " << Tn << " tokens, " << E << " experts -> " << f.out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Run add_layer(CLI::App& app) {
+  auto f = std::make_shared<LayerFlags>();
+  CLI::App* cmd = app.add_subcommand("layer", "Run one MoE layer on given weights and inputs; write outputs, losses, "
+                                               "statistics and (with dy) every gradient");
+  cmd->footer("Formats: docs/layer-format.md.");
+  cmd->add_option("--config", f->config, "Layer config JSON (Hugging Face key names)")->required();
+  cmd->add_option("--weights", f->weights, "Weights (safetensors, HF tensor names)")->required();
+  cmd->add_option("--inputs", f->inputs, "Inputs (safetensors): x, and optionally dy, attention_mask, noise, jitter")->required();
+  cmd->add_option("--out", f->out, "Output safetensors file (written atomically)")->required();
+  cmd->add_option("--precision", f->precision, "f32 or f64: the compute and output type")->capture_default_str();
+  cmd->add_option("--prefix", f->prefix, "Prefix every weight name carries (e.g. model.layers.0.mlp.)");
+  cmd->add_flag("--training", f->training, "Training mode: router noise and jitter are applied");
+  cmd->add_option("--seed", f->seed, "Seed for noise/jitter not given in the inputs")->capture_default_str();
+  return [f]() -> int {
+    if (f->precision == "f32") return run_typed<float>(*f);
+    if (f->precision == "f64") return run_typed<double>(*f);
+    throw InvalidInput("[layer] --precision=" + f->precision + " is not one of: f32, f64");
+  };
+}
+
+}  // namespace moe::cli
