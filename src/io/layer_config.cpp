@@ -157,7 +157,7 @@ MoeLayerConfig layer_config_from_json(const json& j) {
       rc.selection = Selection::group_limited;
       rc.group_score = GroupScore::top2_sum;
       rc.selection_bias = true;
-      rc.normalize = norm && rc.top_k > 1;
+      rc.normalize = norm;  // HF and DeepSeek's inference code normalise for any k
     } else {
       const std::string method = r.text_or("topk_method", "greedy");
       if (method == "group_limited_greedy") {
@@ -178,8 +178,6 @@ MoeLayerConfig layer_config_from_json(const json& j) {
     c.expert.hidden = r.integer("intermediate_size");
     c.expert.act = ExpertAct::gpt_oss_swiglu;
     c.expert.bias = true;
-    c.expert.alpha = r.number_or("swiglu_alpha", 1.702);
-    c.expert.limit = r.number_or("swiglu_limit", 7.0);
     rc.logit_bias = true;
     rc.normalize = true;
     set_loss(c, "load_balancing", r.number_or("router_aux_loss_coef", 0.0));
@@ -216,6 +214,10 @@ MoeLayerConfig layer_config_from_json(const json& j) {
     apply_router_overrides(j.at("router"), rc);
   }
   if (r.has("expert_act")) c.expert.act = parse_expert_act(r.text_or("expert_act", ""));
+  if (c.expert.act == ExpertAct::gpt_oss_swiglu) {  // any model type using the clamped SwiGLU
+    c.expert.alpha = r.number_or("swiglu_alpha", 1.702);
+    c.expert.limit = r.number_or("swiglu_limit", 7.0);
+  }
   if (r.has("shared_act")) c.shared_act = parse_expert_act(r.text_or("shared_act", ""));
   if (r.has("switch_dropped")) {
     rc.dropped = pick(r, "switch_dropped", rc.dropped, {{"zero", DroppedPolicy::zero}, {"passthrough", DroppedPolicy::passthrough}});
