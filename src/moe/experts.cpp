@@ -4,14 +4,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/ref/kernels.h"
 #include "moe/error.h"
 
 namespace moe {
 
 namespace {
-
-constexpr double kSqrt2OverPi = 0.7978845608028654;
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 // h = act(g, u) and its partial derivatives (dh/dg, dh/du).
 struct ActGrad {
@@ -21,46 +19,31 @@ struct ActGrad {
 ActGrad activate(const ExpertConfig& c, double g, double u) {
   switch (c.act) {
     case ExpertAct::swiglu: {
-      const double s = sigmoid(g);
-      return {g * s * u, s * (1 + g * (1 - s)) * u, g * s};
+      const ref::ValueGrad s = ref::silu(g);
+      return {s.v * u, s.d * u, s.v};
     }
-    case ExpertAct::gpt_oss_swiglu: {
-      // torch.clamp passes the gradient where min <= x <= max (inclusive).
-      const double gc = std::min(g, c.limit);
-      const double dgc = g <= c.limit ? 1.0 : 0.0;
-      const double uc = std::clamp(u, -c.limit, c.limit);
-      const double duc = (u >= -c.limit && u <= c.limit) ? 1.0 : 0.0;
-      const double s = sigmoid(c.alpha * gc);
-      const double glu = gc * s;
-      const double dglu = s + gc * c.alpha * s * (1 - s);
-      return {(uc + 1) * glu, (uc + 1) * dglu * dgc, glu * duc};
+    case ExpertAct::gpt_oss_swiglu: {  // (clamp(u, ±l) + 1) · g'·σ(α g'),  g' = min(g, l)
+      const ref::ValueGrad gc = ref::clamp(g, -INFINITY, c.limit);
+      const ref::ValueGrad uc = ref::clamp(u, -c.limit, c.limit);
+      const double s = ref::sigmoid(c.alpha * gc.v);
+      const double glu = gc.v * s;
+      const double dglu = s + gc.v * c.alpha * s * (1 - s);
+      return {(uc.v + 1) * glu, (uc.v + 1) * dglu * gc.d, glu * uc.d};
     }
     case ExpertAct::gelu: {
-      const double cdf = 0.5 * (1 + std::erf(u / std::sqrt(2.0)));
-      const double pdf = std::exp(-0.5 * u * u) / std::sqrt(2 * M_PI);
-      return {u * cdf, 0, cdf + u * pdf};
+      const ref::ValueGrad a = ref::gelu_erf(u);
+      return {a.v, 0, a.d};
     }
     case ExpertAct::gelu_tanh: {
-      const double inner = kSqrt2OverPi * (u + 0.044715 * u * u * u);
-      const double th = std::tanh(inner);
-      const double dinner = kSqrt2OverPi * (1 + 3 * 0.044715 * u * u);
-      return {0.5 * u * (1 + th), 0, 0.5 * (1 + th) + 0.5 * u * (1 - th * th) * dinner};
+      const ref::ValueGrad a = ref::gelu_tanh(u);
+      return {a.v, 0, a.d};
     }
-    case ExpertAct::relu:
-      return {u > 0 ? u : 0, 0, u > 0 ? 1.0 : 0.0};
+    case ExpertAct::relu: {
+      const ref::ValueGrad a = ref::relu(u);
+      return {a.v, 0, a.d};
+    }
   }
   return {0, 0, 0};
-}
-
-// y[r] = Σ_c W[r, c] · v[c] (+ b[r]) for one matrix [rows, cols].
-template <class T>
-void matvec(const T* W, const T* v, const T* b, int64_t rows, int64_t cols, T* y) {
-  for (int64_t r = 0; r < rows; ++r) {
-    double acc = b ? static_cast<double>(b[r]) : 0.0;
-    const T* wr = W + r * cols;
-    for (int64_t c = 0; c < cols; ++c) acc += static_cast<double>(wr[c]) * static_cast<double>(v[c]);
-    y[r] = static_cast<T>(acc);
-  }
 }
 
 }  // namespace
@@ -116,13 +99,13 @@ void experts_forward(const ExpertConfig& c, const ExpertWeights<T>& w, const Rou
     const T* bd = w.down_bias ? w.down_bias + e * H : nullptr;
     for (int64_t row = r.expert_offsets[e]; row < r.expert_offsets[e + 1]; ++row) {
       const T* xt = x + static_cast<int64_t>(r.slot_token[r.rows[row]]) * H;
-      if (gated) matvec(wg, xt, bg, I, H, a.pre_gate.data() + row * I);
-      matvec(wu, xt, bu, I, H, a.pre_up.data() + row * I);
+      if (gated) ref::linear(a.pre_gate.data() + row * I, xt, wg, bg, 1, H, I);
+      ref::linear(a.pre_up.data() + row * I, xt, wu, bu, 1, H, I);
       for (int64_t i = 0; i < I; ++i) {
         const double g = gated ? static_cast<double>(a.pre_gate[row * I + i]) : 0.0;
         a.hidden[row * I + i] = static_cast<T>(activate(c, g, static_cast<double>(a.pre_up[row * I + i])).h);
       }
-      matvec(wd, a.hidden.data() + row * I, bd, H, I, a.out.data() + row * H);
+      ref::linear(a.out.data() + row * H, a.hidden.data() + row * I, wd, bd, 1, I, H);
     }
   }
 }

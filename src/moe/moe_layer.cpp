@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "kernels/ref/kernels.h"
 #include "layer_internal.h"
 #include "moe/error.h"
 
@@ -54,41 +55,6 @@ ExpertGrads<T> shared_grads(MoeLayerWeights& g) {
 
 namespace {
 
-// out[t, o] = Σ_j x[t, j] · W[o, j] (+ b[o]):  x [T, J], W [O, J].
-template <class T>
-void linear(const T* x, const T* W, const T* b, int64_t Tn, int64_t J, int64_t O, T* out) {
-  for (int64_t t = 0; t < Tn; ++t) {
-    for (int64_t o = 0; o < O; ++o) {
-      double acc = b ? static_cast<double>(b[o]) : 0.0;
-      for (int64_t j = 0; j < J; ++j) acc += static_cast<double>(x[t * J + j]) * static_cast<double>(W[o * J + j]);
-      out[t * O + o] = static_cast<T>(acc);
-    }
-  }
-}
-
-// Backward of linear: dW += dyᵀ·x, db += Σ dy, dx += dy·W.
-template <class T>
-void linear_backward(const T* x, const T* W, const T* dy, int64_t Tn, int64_t J, int64_t O, T* dx, T* dW, T* db) {
-  for (int64_t t = 0; t < Tn; ++t) {
-    for (int64_t o = 0; o < O; ++o) {
-      const double g = static_cast<double>(dy[t * O + o]);
-      if (g == 0) continue;
-      if (db) db[o] += static_cast<T>(g);
-      for (int64_t j = 0; j < J; ++j) {
-        if (dW) dW[o * J + j] += static_cast<T>(g * static_cast<double>(x[t * J + j]));
-        if (dx) dx[t * J + j] += static_cast<T>(g * static_cast<double>(W[o * J + j]));
-      }
-    }
-  }
-}
-
-template <class T>
-double dot(const T* a, const T* b, int64_t n) {
-  double acc = 0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-  return acc;
-}
-
 void check_inputs(const MoeLayerConfig& c, const LayerInputs& in) {
   if (in.n_tokens < 1) throw InvalidInput("[layer] no tokens in x");
   if (in.group_tokens < 1 || in.n_tokens % in.group_tokens != 0) {
@@ -122,11 +88,11 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
 
   // Router: the layer adds the logit bias itself, so the router sees final raw logits.
   st.raw_logits.assign(static_cast<size_t>(Tn * E), T(0));
-  linear(st.x_in.data(), w.router_w.as<T>(), ptr<T>(w.router_b), Tn, H, E, st.raw_logits.data());
+  ref::linear(st.raw_logits.data(), st.x_in.data(), w.router_w.as<T>(), ptr<T>(w.router_b), Tn, H, E);
   st.noise_logits.clear();
   if (c.router.noise == NoiseKind::shazeer) {
     st.noise_logits.assign(static_cast<size_t>(Tn * E), T(0));
-    linear(st.x_in.data(), w.noise_w.as<T>(), static_cast<const T*>(nullptr), Tn, H, E, st.noise_logits.data());
+    ref::linear(st.noise_logits.data(), st.x_in.data(), w.noise_w.as<T>(), static_cast<const T*>(nullptr), Tn, H, E);
   }
   RouterConfig rc = c.router;
   rc.logit_bias = false;
@@ -159,7 +125,7 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
     st.shared_gate.assign(static_cast<size_t>(Tn), T(1));
     for (int64_t t = 0; t < Tn; ++t) {
       if (c.shared_gate) {
-        const double z = dot(st.x_in.data() + t * H, w.shared_gate_w.as<T>(), H);
+        const double z = ref::dot(st.x_in.data() + t * H, w.shared_gate_w.as<T>(), H);
         st.shared_gate[t] = static_cast<T>(1.0 / (1.0 + std::exp(-z)));
       }
       const double g = static_cast<double>(st.shared_gate[t]);
@@ -183,7 +149,7 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
     for (int64_t row = 0; row < r.n_kept(); ++row) {
       const int32_t s = r.rows[row];
       const T* dyt = dy + static_cast<int64_t>(r.slot_token[s]) * H;
-      dweights[s] = static_cast<T>(dot(st.experts.out.data() + row * H, dyt, H));
+      dweights[s] = static_cast<T>(ref::dot(st.experts.out.data() + row * H, dyt, H));
       const double wt = static_cast<double>(st.router.weights[s]);
       for (int64_t h = 0; h < H; ++h) dout[row * H + h] = static_cast<T>(wt * static_cast<double>(dyt[h]));
     }
@@ -191,7 +157,7 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
       for (int64_t s = 0; s < r.n_slots(); ++s) {
         if (r.slot_kept[s]) continue;
         const int64_t t = r.slot_token[s];
-        dweights[s] = static_cast<T>(dot(st.x_in.data() + t * H, dy + t * H, H));
+        dweights[s] = static_cast<T>(ref::dot(st.x_in.data() + t * H, dy + t * H, H));
         const double wt = static_cast<double>(st.router.weights[s]);
         for (int64_t h = 0; h < H; ++h) dx_in[t * H + h] += static_cast<T>(wt * static_cast<double>(dy[t * H + h]));
       }
@@ -206,7 +172,7 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
         const double gt = static_cast<double>(st.shared_gate[t]);
         for (int64_t h = 0; h < H; ++h) dshared[t * H + h] = static_cast<T>(gt * static_cast<double>(dy[t * H + h]));
         if (c.shared_gate) {  // y += σ(z)·s:  dz = <s, dy>·σ(1−σ)
-          const double dz = dot(st.shared.out.data() + t * H, dy + t * H, H) * gt * (1 - gt);
+          const double dz = ref::dot(st.shared.out.data() + t * H, dy + t * H, H) * gt * (1 - gt);
           T* gw = mut<T>(g.shared_gate_w);
           const T* wg = w.shared_gate_w.as<T>();
           for (int64_t h = 0; h < H; ++h) {
@@ -223,11 +189,11 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
     std::vector<T> dnoise(st.noise_logits.size(), T(0));
     router_backward(c.router, st.router, dweights.data(), dlogits.data(), dnoise.empty() ? nullptr : dnoise.data());
     detail::layer_losses_backward(c, in, st, dlogits.data());
-    linear_backward(st.x_in.data(), w.router_w.as<T>(), dlogits.data(), Tn, H, E, dx_in.data(), mut<T>(g.router_w),
-                    mut<T>(g.router_b));
+    ref::linear_backward(dx_in.data(), mut<T>(g.router_w), mut<T>(g.router_b), dlogits.data(), st.x_in.data(),
+                         w.router_w.as<T>(), Tn, H, E);
     if (!dnoise.empty()) {
-      linear_backward(st.x_in.data(), w.noise_w.as<T>(), dnoise.data(), Tn, H, E, dx_in.data(), mut<T>(g.noise_w),
-                      static_cast<T*>(nullptr));
+      ref::linear_backward(dx_in.data(), mut<T>(g.noise_w), static_cast<T*>(nullptr), dnoise.data(), st.x_in.data(),
+                           w.noise_w.as<T>(), Tn, H, E);
     }
   }
   const T* j = (in.training && c.jitter > 0) ? static_cast<const T*>(in.jitter) : nullptr;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/ref/kernels.h"
 #include "moe/error.h"
 #include "moe/tensor.h"
 
@@ -22,51 +23,41 @@ std::string num(double v) {
   return s;
 }
 
-// Indices of the k largest values of v[0..n), best first; ties go to the lower index.
-void top_k_indices(const double* v, int64_t n, int64_t k, std::vector<int32_t>& idx) {
-  idx.resize(static_cast<size_t>(n));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [v](int32_t a, int32_t b) {
-    return v[a] > v[b] || (v[a] == v[b] && a < b);
-  });
-  idx.resize(static_cast<size_t>(k));
-}
-
-template <class T>
-void softmax_row(const T* z, int64_t n, T* out) {
-  double m = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(z[i]));
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(z[i]) - m);
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(std::exp(static_cast<double>(z[i]) - m) / sum);
-}
-
 double softplus(double x) { return x > 30 ? x : std::log1p(std::exp(x)); }
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+using ref::sigmoid;
 
-// Chooses the token's experts into ids (best first) per the selection rule.
-void select_token(const RouterConfig& c, const double* sel, std::vector<int32_t>& ids, std::vector<double>& masked,
-                  std::vector<int32_t>& scratch) {
+// Per-call scratch, sized once, so routing a token allocates nothing.
+struct Scratch {
+  std::vector<int32_t> ids, order, group_ids;
+  std::vector<double> group, masked;
+  explicit Scratch(int64_t n) : ids(static_cast<size_t>(n)), order(static_cast<size_t>(n)), group_ids(static_cast<size_t>(n)),
+                                group(static_cast<size_t>(n)), masked(static_cast<size_t>(n)) {}
+};
+
+// Chooses the token's experts into s.ids[0..k) (best first) per the selection rule.
+void select_token(const RouterConfig& c, const double* sel, Scratch& s) {
   const int64_t E = c.n_experts;
   if (c.selection != Selection::group_limited || c.n_group == 1) {
-    top_k_indices(sel, E, c.top_k, ids);
+    ref::top_k(s.ids.data(), sel, E, c.top_k, s.order.data());
     return;
   }
   const int64_t per_group = E / c.n_group;
-  std::vector<double> group(static_cast<size_t>(c.n_group));
   for (int64_t g = 0; g < c.n_group; ++g) {
     const double* v = sel + g * per_group;
     if (c.group_score == GroupScore::max) {
-      group[g] = *std::max_element(v, v + per_group);
+      s.group[g] = *std::max_element(v, v + per_group);
     } else {
-      top_k_indices(v, per_group, 2, scratch);
-      group[g] = v[scratch[0]] + v[scratch[1]];
+      ref::top_k(s.group_ids.data(), v, per_group, 2, s.order.data());
+      s.group[g] = v[s.group_ids[0]] + v[s.group_ids[1]];
     }
   }
-  top_k_indices(group.data(), c.n_group, c.topk_group, scratch);
-  masked.assign(static_cast<size_t>(E), -INFINITY);  // experts of unselected groups can never win
-  for (int32_t g : scratch) std::copy(sel + g * per_group, sel + (g + 1) * per_group, masked.begin() + g * per_group);
-  top_k_indices(masked.data(), E, c.top_k, ids);
+  ref::top_k(s.group_ids.data(), s.group.data(), c.n_group, c.topk_group, s.order.data());
+  std::fill(s.masked.begin(), s.masked.begin() + E, -INFINITY);  // unselected groups can never win
+  for (int64_t i = 0; i < c.topk_group; ++i) {
+    const int32_t g = s.group_ids[i];
+    std::copy(sel + g * per_group, sel + (g + 1) * per_group, s.masked.begin() + g * per_group);
+  }
+  ref::top_k(s.ids.data(), s.masked.data(), E, c.top_k, s.order.data());
 }
 
 }  // namespace
@@ -166,7 +157,7 @@ void router_forward(const RouterConfig& c, const T* logits, const T* bias, const
   st.scores.resize(static_cast<size_t>(Tn * E));
   for (int64_t t = 0; t < Tn; ++t) {
     if (c.score == ScoreFn::softmax) {
-      softmax_row(st.logits.data() + t * E, E, st.scores.data() + t * E);
+      ref::softmax(st.scores.data() + t * E, st.logits.data() + t * E, E);
     } else {
       for (int64_t e = 0; e < E; ++e) st.scores[t * E + e] = static_cast<T>(sigmoid(static_cast<double>(st.logits[t * E + e])));
     }
@@ -188,11 +179,11 @@ void router_forward(const RouterConfig& c, const T* logits, const T* bias, const
     r.slot_kept.assign(static_cast<size_t>(S), 1);
     st.weights.resize(static_cast<size_t>(S));
     std::vector<double> col(static_cast<size_t>(group_tokens));
-    std::vector<int32_t> best;
+    std::vector<int32_t> best(static_cast<size_t>(C)), order(static_cast<size_t>(group_tokens));
     for (int64_t g = 0; g < groups; ++g) {
       for (int64_t e = 0; e < E; ++e) {
         for (int64_t i = 0; i < group_tokens; ++i) col[i] = static_cast<double>(st.scores[(g * group_tokens + i) * E + e]);
-        top_k_indices(col.data(), group_tokens, C, best);
+        ref::top_k(best.data(), col.data(), group_tokens, C, order.data());
         for (int64_t j = 0; j < C; ++j) {
           const int64_t s = (g * E + e) * C + j;
           const int64_t t = g * group_tokens + best[j];
@@ -215,14 +206,15 @@ void router_forward(const RouterConfig& c, const T* logits, const T* bias, const
   r.slot_kept.assign(static_cast<size_t>(S), 1);
   st.weights.resize(static_cast<size_t>(S));
   st.chosen_sum.assign(static_cast<size_t>(Tn), T(0));
-  std::vector<double> sel(static_cast<size_t>(E)), masked;
-  std::vector<int32_t> ids, scratch;
+  std::vector<double> sel(static_cast<size_t>(E));
+  Scratch scratch(E);
+  const std::vector<int32_t>& ids = scratch.ids;
   const bool scale_now = !(c.scale_only_unnormalized && c.normalize);
   for (int64_t t = 0; t < Tn; ++t) {
     for (int64_t e = 0; e < E; ++e) {
       sel[e] = static_cast<double>(st.scores[t * E + e]) + (c.selection_bias ? static_cast<double>(selection_bias[e]) : 0.0);
     }
-    select_token(c, sel.data(), ids, masked, scratch);
+    select_token(c, sel.data(), scratch);
     double sum = 0;
     for (int64_t j = 0; j < k; ++j) sum += static_cast<double>(st.scores[t * E + ids[j]]);
     st.chosen_sum[t] = static_cast<T>(sum);
