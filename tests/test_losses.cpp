@@ -355,7 +355,8 @@ TEST(SwitchLoss, BalancedIsOneAndRoutingOverloadAgrees) {
 TEST(ZLoss, MatchesReferenceGradientAndIsNonNegative) {
   std::mt19937_64 rng(6);
   std::normal_distribution<double> n01;
-  for (auto [T, E] : {std::pair<int64_t, int64_t>{9, 5}, {1, 1}, {3, 7}}) {
+  for (auto [T_, E_] : {std::pair<int64_t, int64_t>{9, 5}, {1, 1}, {3, 7}}) {
+    const int64_t T = T_, E = E_;  // clang 14 cannot capture structured bindings in lambdas
     Vec z(T * E), grad(T * E, 0.0);
     for (double& v : z) v = 2 * n01(rng);
     const double v = router_z_loss<double>(z.data(), T, E, grad.data(), 0.5);
@@ -372,7 +373,8 @@ TEST(ZLoss, MatchesReferenceGradientAndIsNonNegative) {
 
 TEST(ImportanceLoss, MatchesReferenceAndGradients) {
   std::mt19937_64 rng(7);
-  for (auto [T, E, S] : {std::tuple<int64_t, int64_t, int64_t>{12, 5, 4}, {1, 3, 1}, {7, 7, 7}}) {
+  for (auto [T_, E_, S_] : {std::tuple<int64_t, int64_t, int64_t>{12, 5, 4}, {1, 3, 1}, {7, 7, 7}}) {
+    const int64_t T = T_, E = E_, S = S_;  // clang 14 cannot capture structured bindings in lambdas
     const Vec z = margin_logits(T, E, rng), gates = softmax_rows(z, E);
     Vec dg(gates.size(), 0.0), dz(z.size(), 0.0);
     EXPECT_NEAR(importance_loss<double>(gates.data(), T, E, S, dg.data(), 0.9), ref_importance(gates, E, S), 1e-12);

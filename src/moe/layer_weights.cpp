@@ -111,11 +111,7 @@ void validate_layer(const MoeLayerConfig& c) {
 MoeLayerWeights make_layer_weights(const MoeLayerConfig& c, DType dtype) {
   validate_layer(c);
   MoeLayerWeights w;
-  for (const auto& [name, shape] : expected_shapes(c)) {
-    w.for_each_tensor([&](const std::string& n, Tensor& t) {
-      if (n == name) t = Tensor(dtype, shape);
-    });
-  }
+  for (const auto& [name, shape] : expected_shapes(c)) *w.find(name) = Tensor(dtype, shape);
   return w;
 }
 
