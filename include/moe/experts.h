@@ -74,4 +74,13 @@ void experts_backward(const ExpertConfig& config, const ExpertWeights<T>& w, con
 // A routing that sends every token to expert 0 (dense FFNs and shared experts reuse the experts).
 Routing dense_routing(int64_t n_tokens);
 
+// A dense FFN, the baseline MoE is compared with: the expert code with one expert (w.n_experts
+// must be 1) and every token. x, y: [T, H].
+template <class T>
+void dense_ffn_forward(const ExpertConfig& config, const ExpertWeights<T>& w, const T* x, int64_t n_tokens,
+                       ExpertActivations<T>& acts, T* y);
+template <class T>
+void dense_ffn_backward(const ExpertConfig& config, const ExpertWeights<T>& w, const T* x, int64_t n_tokens,
+                        const ExpertActivations<T>& acts, const T* dy, T* dx, const ExpertGrads<T>& grads);
+
 }  // namespace moe

@@ -168,11 +168,29 @@ void experts_backward(const ExpertConfig& c, const ExpertWeights<T>& w, const Ro
   }
 }
 
+template <class T>
+void dense_ffn_forward(const ExpertConfig& c, const ExpertWeights<T>& w, const T* x, int64_t n_tokens,
+                       ExpertActivations<T>& a, T* y) {
+  if (w.n_experts != 1) throw InvalidInput("[experts] a dense FFN has one expert, got " + std::to_string(w.n_experts));
+  experts_forward(c, w, dense_routing(n_tokens), x, a);
+  std::copy(a.out.begin(), a.out.end(), y);  // rows are tokens in order
+}
+
+template <class T>
+void dense_ffn_backward(const ExpertConfig& c, const ExpertWeights<T>& w, const T* x, int64_t n_tokens,
+                        const ExpertActivations<T>& a, const T* dy, T* dx, const ExpertGrads<T>& g) {
+  experts_backward(c, w, dense_routing(n_tokens), x, a, dy, dx, g);
+}
+
 #define MOE_INSTANTIATE_EXPERTS(T)                                                                            \
   template void experts_forward<T>(const ExpertConfig&, const ExpertWeights<T>&, const Routing&, const T*,    \
                                    ExpertActivations<T>&);                                                    \
   template void experts_backward<T>(const ExpertConfig&, const ExpertWeights<T>&, const Routing&, const T*,   \
-                                    const ExpertActivations<T>&, const T*, T*, const ExpertGrads<T>&);
+                                    const ExpertActivations<T>&, const T*, T*, const ExpertGrads<T>&);  \
+  template void dense_ffn_forward<T>(const ExpertConfig&, const ExpertWeights<T>&, const T*, int64_t,          \
+                                     ExpertActivations<T>&, T*);                                               \
+  template void dense_ffn_backward<T>(const ExpertConfig&, const ExpertWeights<T>&, const T*, int64_t,         \
+                                      const ExpertActivations<T>&, const T*, T*, const ExpertGrads<T>&);
 MOE_INSTANTIATE_EXPERTS(float)
 MOE_INSTANTIATE_EXPERTS(double)
 
