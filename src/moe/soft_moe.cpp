@@ -30,6 +30,26 @@ Routing slot_routing(int64_t n_slots_total, int64_t n_experts, int64_t p) {
   return r;
 }
 
+// v = u / sqrt(|u|² + eps) for a vector of n elements spaced `stride` apart; returns the norm.
+template <class T>
+double l2_normalize(const T* u, int64_t n, int64_t stride, T* v) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(u[i * stride]) * static_cast<double>(u[i * stride]);
+  const double r = std::sqrt(ss + kEps);
+  for (int64_t i = 0; i < n; ++i) v[i * stride] = static_cast<T>(static_cast<double>(u[i * stride]) / r);
+  return r;
+}
+
+// Its backward, accumulating: du += dv / r − u·<u, dv> / r³ (exact with eps inside the root).
+template <class T>
+void l2_normalize_backward(const T* u, const double* dv, int64_t n, int64_t stride, double r, T* du) {
+  double ud = 0;
+  for (int64_t i = 0; i < n; ++i) ud += static_cast<double>(u[i * stride]) * dv[i * stride];
+  for (int64_t i = 0; i < n; ++i) {
+    du[i * stride] += static_cast<T>(dv[i * stride] / r - static_cast<double>(u[i * stride]) * ud / (r * r * r));
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -42,22 +62,10 @@ void soft_moe_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const T
 
   st.soft_xn.resize(static_cast<size_t>(Tn * H));
   st.soft_xnorm.resize(static_cast<size_t>(Tn));
-  for (int64_t t = 0; t < Tn; ++t) {
-    double ss = 0;
-    for (int64_t h = 0; h < H; ++h) ss += static_cast<double>(x[t * H + h]) * static_cast<double>(x[t * H + h]);
-    const double r = std::sqrt(ss + kEps);
-    st.soft_xnorm[t] = static_cast<T>(r);
-    for (int64_t h = 0; h < H; ++h) st.soft_xn[t * H + h] = static_cast<T>(static_cast<double>(x[t * H + h]) / r);
-  }
+  for (int64_t t = 0; t < Tn; ++t) st.soft_xnorm[t] = static_cast<T>(l2_normalize(x + t * H, H, 1, st.soft_xn.data() + t * H));
   st.soft_phin.resize(static_cast<size_t>(H * S));
   st.soft_phinorm.resize(static_cast<size_t>(S));
-  for (int64_t s = 0; s < S; ++s) {
-    double ss = 0;
-    for (int64_t h = 0; h < H; ++h) ss += static_cast<double>(phi[h * S + s]) * static_cast<double>(phi[h * S + s]);
-    const double r = std::sqrt(ss + kEps);
-    st.soft_phinorm[s] = static_cast<T>(r);
-    for (int64_t h = 0; h < H; ++h) st.soft_phin[h * S + s] = static_cast<T>(static_cast<double>(phi[h * S + s]) / r);
-  }
+  for (int64_t s = 0; s < S; ++s) st.soft_phinorm[s] = static_cast<T>(l2_normalize(phi + s, H, S, st.soft_phin.data() + s));
   st.soft_logits.assign(static_cast<size_t>(Tn * S), T(0));
   for (int64_t t = 0; t < Tn; ++t) {
     for (int64_t s = 0; s < S; ++s) {
@@ -198,25 +206,13 @@ void soft_moe_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
       dscale += g * prod;
     }
   }
-  // v = u / sqrt(|u|² + eps):  du = (dv − v·<v, dv>) / r ... with eps the exact form is
-  // du = dv / r − u·<u, dv> / r³.
   for (int64_t t = 0; t < Tn; ++t) {
-    const double r = static_cast<double>(st.soft_xnorm[t]);
-    double ud = 0;
-    for (int64_t h = 0; h < H; ++h) ud += static_cast<double>(x[t * H + h]) * dxn[t * H + h];
-    for (int64_t h = 0; h < H; ++h) {
-      dx[t * H + h] += static_cast<T>(dxn[t * H + h] / r - static_cast<double>(x[t * H + h]) * ud / (r * r * r));
-    }
+    l2_normalize_backward(x + t * H, dxn.data() + t * H, H, 1, static_cast<double>(st.soft_xnorm[t]), dx + t * H);
   }
   const T* phi = w.soft_phi.as<T>();
   if (T* gphi = mut<T>(grads.soft_phi)) {
     for (int64_t s = 0; s < S; ++s) {
-      const double r = static_cast<double>(st.soft_phinorm[s]);
-      double ud = 0;
-      for (int64_t h = 0; h < H; ++h) ud += static_cast<double>(phi[h * S + s]) * dphin[h * S + s];
-      for (int64_t h = 0; h < H; ++h) {
-        gphi[h * S + s] += static_cast<T>(dphin[h * S + s] / r - static_cast<double>(phi[h * S + s]) * ud / (r * r * r));
-      }
+      l2_normalize_backward(phi + s, dphin.data() + s, H, S, static_cast<double>(st.soft_phinorm[s]), gphi + s);
     }
   }
   if (T* gs = mut<T>(grads.soft_scale)) gs[0] += static_cast<T>(dscale);
