@@ -1,0 +1,47 @@
+// Fast expert execution on CPU (dropless, grouped): the routed rows of each expert run as one
+// GEMM over packed weights. The gather of token rows is fused into the GEMM's packing, the
+// activation (SwiGLU, GELU, ...) into the gate/up epilogue, which writes the hidden rows straight
+// in the packed layout the down GEMM reads, and the weighted scatter-add into the down epilogue.
+// Work is split over (expert, column block) tasks for gate/up and over output column blocks for
+// down, so skewed routing and many small experts keep every thread busy and no two threads ever
+// write the same output element. Few rows per expert (decode) run the same loops with short
+// micro-panels, which stream the weights at memory bandwidth.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "moe/experts.h"
+#include "moe/routing.h"
+
+namespace moe {
+
+// Weights repacked once for the kernels: gate/up as 32-column panels (gated: 16 gate + 16 up
+// columns of the same hidden units, so the activation applies inside the tile), down as
+// 32-column panels over H. Zero padding at the edges.
+struct PackedExperts {
+  ExpertConfig config;
+  int64_t n_experts = 0, d_model = 0, hidden = 0;
+  int64_t up_panels = 0;    // per expert; each [H][32]
+  int64_t down_panels = 0;  // per expert; each [I][32]
+  int64_t hidden_per_panel = 0;  // 16 (gated) or 32
+  std::shared_ptr<float> up;     // [E][up_panels][H][32]
+  std::shared_ptr<float> down;   // [E][down_panels][I][32]
+  std::vector<float> up_bias, gate_bias, down_bias;  // [E·I], [E·I], [E·H] (empty = none)
+};
+
+PackedExperts pack_experts(const ExpertConfig& config, const ExpertWeights<float>& w);
+
+struct FastExpertsOptions {
+  int threads = 0;  // 0 = all cores (OpenMP default)
+};
+
+// y [T, H] = Σ over kept slots s of weights[s] · expert_{e(s)}(x[t(s)]); y is overwritten.
+void fast_experts_forward(const PackedExperts& packed, const Routing& routing, const float* weights, const float* x,
+                          float* y, const FastExpertsOptions& options = {});
+
+// Name of the kernel path this CPU uses ("avx512", "scalar").
+const char* fast_experts_isa();
+
+}  // namespace moe

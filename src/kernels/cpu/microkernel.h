@@ -1,0 +1,30 @@
+// GEMM microkernels on packed panels, chosen at run time by CPU features.
+//   C[MR × 32] = A[K][MR] · B[K][32]
+// A: a micro-panel of MR rows, k-major (A[k·MR + i]); B: a 32-column micro-panel, k-major
+// (B[k·32 + j]); C: a dense MR × 32 tile (row stride 32) that the caller's epilogue consumes
+// while it is hot in L1. The same packed formats serve every ISA, so weights are packed once.
+#pragma once
+
+#include <cstdint>
+
+namespace moe::cpu {
+
+constexpr int kNR = 32;      // columns per B micro-panel (two 512-bit vectors of f32)
+constexpr int kMaxMR = 12;   // rows per A micro-panel (24 accumulators + B + broadcast fit 32 zmm)
+
+// tile_f32(K, A, B, C, mr): mr in [1, kMaxMR]; A is packed with stride mr (A[k·mr + i]).
+using TileF32 = void (*)(int64_t K, const float* A, const float* B, float* C, int mr);
+
+enum class Isa { scalar, avx2, avx512 };
+Isa detected_isa();
+const char* isa_name(Isa isa);
+
+// The best f32 tile kernel for this CPU, or a forced one (tests compare every ISA the machine has).
+TileF32 tile_f32(Isa isa);
+inline TileF32 tile_f32() { return tile_f32(detected_isa()); }
+
+// Per-ISA entry points (defined in their own translation units, compiled with their flags).
+void tile_f32_scalar(int64_t K, const float* A, const float* B, float* C, int mr);
+void tile_f32_avx512(int64_t K, const float* A, const float* B, float* C, int mr);
+
+}  // namespace moe::cpu

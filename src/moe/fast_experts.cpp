@@ -1,0 +1,207 @@
+// Grouped expert execution over packed weights (include/moe/fast_experts.h).
+#include "moe/fast_experts.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/microkernel.h"
+#include "kernels/ref/kernels.h"
+#include "moe/error.h"
+
+namespace moe {
+
+namespace {
+
+using cpu::kMaxMR;
+using cpu::kNR;
+
+std::shared_ptr<float> aligned_floats(int64_t n) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, bytes);
+  return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
+}
+
+// The activation on one hidden unit, in float (the fast path's precision).
+inline float activate(const ExpertConfig& c, float g, float u) {
+  switch (c.act) {
+    case ExpertAct::swiglu: return g / (1.0f + std::exp(-g)) * u;
+    case ExpertAct::gpt_oss_swiglu: {
+      const float gc = std::min(g, static_cast<float>(c.limit));
+      const float uc = std::clamp(u, static_cast<float>(-c.limit), static_cast<float>(c.limit));
+      return (uc + 1.0f) * gc / (1.0f + std::exp(-static_cast<float>(c.alpha) * gc));
+    }
+    case ExpertAct::gelu: return 0.5f * u * (1.0f + std::erf(u * 0.70710678f));
+    case ExpertAct::gelu_tanh: return 0.5f * u * (1.0f + std::tanh(0.7978845608f * (u + 0.044715f * u * u * u)));
+    case ExpertAct::relu: return u > 0 ? u : 0.0f;
+  }
+  return 0;
+}
+
+// Rows [r, r + mr) of expert-local row panel p start at expert row p·MR; the hidden rows of an
+// expert are stored panel by panel, each panel k-major with stride mr (the down GEMM's A format).
+inline int64_t panel_rows(int64_t n_rows, int64_t panel_start) { return std::min<int64_t>(kMaxMR, n_rows - panel_start); }
+
+struct UpTask {
+  int32_t expert;
+  int32_t p0, p1;  // up panel range
+};
+
+}  // namespace
+
+const char* fast_experts_isa() { return cpu::isa_name(cpu::detected_isa()); }
+
+PackedExperts pack_experts(const ExpertConfig& c, const ExpertWeights<float>& w) {
+  PackedExperts p;
+  p.config = c;
+  p.n_experts = w.n_experts;
+  p.d_model = w.d_model;
+  p.hidden = w.hidden;
+  const int64_t E = w.n_experts, H = w.d_model, I = w.hidden;
+  const bool gated = is_gated(c.act);
+  p.hidden_per_panel = gated ? kNR / 2 : kNR;
+  p.up_panels = (I + p.hidden_per_panel - 1) / p.hidden_per_panel;
+  p.down_panels = (H + kNR - 1) / kNR;
+  p.up = aligned_floats(E * p.up_panels * H * kNR);
+  p.down = aligned_floats(E * p.down_panels * I * kNR);
+  for (int64_t e = 0; e < E; ++e) {
+    for (int64_t q = 0; q < p.up_panels; ++q) {
+      float* B = p.up.get() + (e * p.up_panels + q) * H * kNR;
+      for (int64_t j = 0; j < p.hidden_per_panel; ++j) {
+        const int64_t i = q * p.hidden_per_panel + j;
+        if (i >= I) break;
+        const float* gr = gated ? w.gate + (e * I + i) * H : nullptr;
+        const float* ur = w.up + (e * I + i) * H;
+        for (int64_t k = 0; k < H; ++k) {
+          if (gated) {
+            B[k * kNR + j] = gr[k];
+            B[k * kNR + 16 + j] = ur[k];
+          } else {
+            B[k * kNR + j] = ur[k];
+          }
+        }
+      }
+    }
+    for (int64_t q = 0; q < p.down_panels; ++q) {
+      float* B = p.down.get() + (e * p.down_panels + q) * I * kNR;
+      for (int64_t j = 0; j < kNR && q * kNR + j < H; ++j) {
+        const float* dr = w.down + (e * H + q * kNR + j) * I;
+        for (int64_t k = 0; k < I; ++k) B[k * kNR + j] = dr[k];
+      }
+    }
+  }
+  if (w.up_bias) p.up_bias.assign(w.up_bias, w.up_bias + E * I);
+  if (w.gate_bias) p.gate_bias.assign(w.gate_bias, w.gate_bias + E * I);
+  if (w.down_bias) p.down_bias.assign(w.down_bias, w.down_bias + E * H);
+  return p;
+}
+
+void fast_experts_forward(const PackedExperts& p, const Routing& r, const float* weights, const float* x, float* y,
+                          const FastExpertsOptions& opt) {
+  const int64_t E = p.n_experts, H = p.d_model, I = p.hidden, A = r.n_kept(), Tn = r.n_tokens;
+  if (r.n_experts != E) throw InvalidInput("[fast_experts] routing has " + std::to_string(r.n_experts) + " experts, weights " + std::to_string(E));
+  const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  const cpu::TileF32 tile = cpu::tile_f32();
+  const ExpertConfig& c = p.config;
+  const bool gated = is_gated(c.act);
+  const int64_t hpp = p.hidden_per_panel;
+  // Rows per packed A block: keep it within ~512 KiB so it shares L2 with one weight panel.
+  const int64_t mc = std::max<int64_t>(kMaxMR, (512 * 1024 / (4 * std::max<int64_t>(H, 1))) / kMaxMR * kMaxMR);
+
+  thread_local std::vector<float> h_store;
+  if (static_cast<int64_t>(h_store.size()) < A * I) h_store.resize(static_cast<size_t>(A * I));
+  float* hp = h_store.data();
+
+  // Gate/up tasks: (expert, panel range), about 4 per thread overall.
+  int64_t active = 0;
+  for (int64_t e = 0; e < E; ++e) active += r.expert_rows(e) > 0;
+  std::vector<UpTask> tasks;
+  const int64_t per_expert = std::max<int64_t>(1, (4 * threads + active - 1) / std::max<int64_t>(active, 1));
+  const int64_t chunk = std::max<int64_t>(1, (p.up_panels + per_expert - 1) / per_expert);
+  for (int64_t e = 0; e < E; ++e) {
+    if (r.expert_rows(e) == 0) continue;
+    for (int64_t q = 0; q < p.up_panels; q += chunk) {
+      tasks.push_back({static_cast<int32_t>(e), static_cast<int32_t>(q), static_cast<int32_t>(std::min(q + chunk, p.up_panels))});
+    }
+  }
+
+#pragma omp parallel num_threads(threads)
+  {
+    thread_local std::vector<float> apack;
+    alignas(64) float C[kMaxMR * kNR];
+    if (static_cast<int64_t>(apack.size()) < mc * H) apack.resize(static_cast<size_t>(mc * H));
+
+#pragma omp for schedule(dynamic, 1)
+    for (size_t ti = 0; ti < tasks.size(); ++ti) {
+      const UpTask& task = tasks[ti];
+      const int64_t e = task.expert, r0 = r.expert_offsets[e], n = r.expert_rows(e);
+      for (int64_t m0 = 0; m0 < n; m0 += mc) {
+        const int64_t m1 = std::min(n, m0 + mc);
+        // Gather + pack: each MR-row micro-panel k-major.
+        for (int64_t pr = m0; pr < m1; pr += kMaxMR) {
+          const int64_t mr = panel_rows(n, pr);
+          float* Ap = apack.data() + (pr - m0) * H;
+          for (int64_t i = 0; i < mr; ++i) {
+            const float* xr = x + static_cast<int64_t>(r.slot_token[r.rows[r0 + pr + i]]) * H;
+            for (int64_t k = 0; k < H; ++k) Ap[k * mr + i] = xr[k];
+          }
+        }
+        for (int64_t q = task.p0; q < task.p1; ++q) {
+          const float* B = p.up.get() + (e * p.up_panels + q) * H * kNR;
+          for (int64_t pr = m0; pr < m1; pr += kMaxMR) {
+            const int64_t mr = panel_rows(n, pr);
+            tile(H, apack.data() + (pr - m0) * H, B, C, static_cast<int>(mr));
+            // Epilogue: bias, activation, store in the down GEMM's packed A layout.
+            float* hpanel = hp + (r0 + pr) * I;
+            for (int64_t j = 0; j < hpp; ++j) {
+              const int64_t hid = q * hpp + j;
+              if (hid >= I) break;
+              const float gb = p.gate_bias.empty() ? 0.0f : p.gate_bias[e * I + hid];
+              const float ub = p.up_bias.empty() ? 0.0f : p.up_bias[e * I + hid];
+              for (int64_t i = 0; i < mr; ++i) {
+                const float g = gated ? C[i * kNR + j] + gb : 0.0f;
+                const float u = (gated ? C[i * kNR + 16 + j] : C[i * kNR + j]) + ub;
+                hpanel[hid * mr + i] = activate(c, g, u);
+              }
+            }
+          }
+        }
+      }
+    }
+
+    // Down: threads own output column blocks, so the weighted scatter-add never races.
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < Tn * H; ++i) y[i] = 0.0f;
+    const int64_t qchunk = std::max<int64_t>(1, (p.down_panels + 4 * threads - 1) / (4 * threads));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t q0 = 0; q0 < p.down_panels; q0 += qchunk) {
+      const int64_t q1 = std::min(p.down_panels, q0 + qchunk);
+      for (int64_t e = 0; e < E; ++e) {
+        const int64_t r0 = r.expert_offsets[e], n = r.expert_rows(e);
+        if (n == 0) continue;
+        for (int64_t q = q0; q < q1; ++q) {
+          const float* B = p.down.get() + (e * p.down_panels + q) * I * kNR;
+          const int64_t cols = std::min<int64_t>(kNR, H - q * kNR);
+          for (int64_t pr = 0; pr < n; pr += kMaxMR) {
+            const int64_t mr = panel_rows(n, pr);
+            tile(I, hp + (r0 + pr) * I, B, C, static_cast<int>(mr));
+            for (int64_t i = 0; i < mr; ++i) {
+              const int32_t s = r.rows[r0 + pr + i];
+              const float wt = weights[s];
+              float* yr = y + static_cast<int64_t>(r.slot_token[s]) * H + q * kNR;
+              const float* db = p.down_bias.empty() ? nullptr : p.down_bias.data() + e * H + q * kNR;
+              for (int64_t j = 0; j < cols; ++j) yr[j] += wt * (C[i * kNR + j] + (db ? db[j] : 0.0f));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace moe
