@@ -160,6 +160,7 @@ int run_typed(const LayerFlags& f) {
     in.mask = mask.data();
   }
   if (inf.contains("dy")) dy = input("dy", xs);
+  in.need_backward = !dy.empty();  // forward-only runs take the fast grouped kernels (f32)
   in.noise = noise.empty() ? nullptr : noise.data();
   in.jitter = jitter.empty() ? nullptr : jitter.data();
 
@@ -214,7 +215,9 @@ int run_typed(const LayerFlags& f) {
   NamedTensors views;
   for (const auto& [name, t] : out) views.emplace_back(name, t.view());
   write_safetensors(f.out, views);
-  std::cerr << "moe layer: " << type << ", " << Tn << " tokens, " << E << " experts -> " << f.out << "\n";
+  std::cerr << "moe layer: " << type << ", " << Tn << " tokens, " << E << " experts, "
+            << (st.fast ? std::string("fast ") + fast_experts_isa() + " kernels" : std::string("reference kernels")) << " -> "
+            << f.out << "\n";
   return 0;
 }
 

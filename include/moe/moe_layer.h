@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "moe/experts.h"
+#include "moe/fast_experts.h"
 #include "moe/router.h"
 #include "moe/tensor.h"
 
@@ -73,6 +74,10 @@ struct LayerInputs {
   const void* noise = nullptr;       // [T, E] standard normal (noisy routers), dtype T
   const void* jitter = nullptr;      // [T, H] multiplicative factors (Mixtral jitter), dtype T
   const uint8_t* mask = nullptr;     // [T] 1 = real token (HF load-balancing loss)
+  // Inference: with need_backward false, float layers run the routed experts on the fast grouped
+  // kernels (include/moe/fast_experts.h), over `packed` if given (else packed for this call).
+  bool need_backward = true;
+  const PackedExperts* packed = nullptr;
 };
 
 template <class T>
@@ -85,6 +90,7 @@ struct MoeLayerState {
   ExpertActivations<T> shared;
   std::vector<T> shared_gate;       // [T] sigmoid values
   std::map<std::string, double> losses;  // unscaled values, and "aux_total"
+  bool fast = false;                     // experts ran on the fast path: no backward possible
   // Soft MoE
   std::vector<T> soft_logits, soft_dispatch, soft_combine, soft_slots;  // [T,S], [T,S], [T,S], [S,H]
   std::vector<T> soft_xn, soft_phin;                                      // normalised x, Φ

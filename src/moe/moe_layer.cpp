@@ -2,6 +2,8 @@
 #include "moe/moe_layer.h"
 
 #include <cmath>
+#include <stdexcept>
+#include <type_traits>
 
 #include "kernels/ref/kernels.h"
 #include "layer_internal.h"
@@ -101,13 +103,28 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
                  in.group_tokens, in.training, st.router);
   const Routing& r = st.router.routing;
 
-  experts_forward(c.expert, detail::expert_view<T>(w, H), r, st.x_in.data(), st.experts);
-  for (int64_t row = 0; row < r.n_kept(); ++row) {
-    const int32_t s = r.rows[row];
-    const double wt = static_cast<double>(st.router.weights[s]);
-    T* yt = y + static_cast<int64_t>(r.slot_token[s]) * H;
-    const T* out = st.experts.out.data() + row * H;
-    for (int64_t h = 0; h < H; ++h) yt[h] += static_cast<T>(wt * static_cast<double>(out[h]));
+  st.fast = false;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!in.need_backward) {
+      st.fast = true;
+      st.experts = {};
+      if (in.packed) {
+        fast_experts_forward(*in.packed, r, st.router.weights.data(), st.x_in.data(), y);
+      } else {
+        fast_experts_forward(pack_experts(c.expert, detail::expert_view<float>(w, H)), r, st.router.weights.data(),
+                             st.x_in.data(), y);
+      }
+    }
+  }
+  if (!st.fast) {
+    experts_forward(c.expert, detail::expert_view<T>(w, H), r, st.x_in.data(), st.experts);
+    for (int64_t row = 0; row < r.n_kept(); ++row) {
+      const int32_t s = r.rows[row];
+      const double wt = static_cast<double>(st.router.weights[s]);
+      T* yt = y + static_cast<int64_t>(r.slot_token[s]) * H;
+      const T* out = st.experts.out.data() + row * H;
+      for (int64_t h = 0; h < H; ++h) yt[h] += static_cast<T>(wt * static_cast<double>(out[h]));
+    }
   }
   if (c.router.dropped == DroppedPolicy::passthrough) {  // HF Switch v4: a dropped token yields w·x
     for (int64_t s = 0; s < r.n_slots(); ++s) {
@@ -139,6 +156,7 @@ template <class T>
 void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const LayerInputs& in,
                         const MoeLayerState<T>& st, const T* dy, T* dx, MoeLayerWeights& g) {
   const int64_t Tn = in.n_tokens, H = c.d_model, E = c.router.n_experts;
+  if (st.fast) throw std::logic_error("[layer] backward after an inference-only forward (need_backward was false)");
   std::vector<T> dx_in(static_cast<size_t>(Tn * H), T(0));
   if (c.soft.slots_per_expert > 0) {
     detail::soft_moe_backward(c, w, in, st, dy, dx_in.data(), g);

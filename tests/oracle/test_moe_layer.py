@@ -108,18 +108,29 @@ def write_case(case, d):
     return cfg, L, W, X
 
 
-def run_moe(moe, case, d):
+def run_moe(moe, case, d, inputs="inputs.safetensors", out="outputs.safetensors", precision=None):
     cmd = [moe, "layer", "--config", os.path.join(d, "layer.json"),
            "--weights", os.path.join(d, "weights.safetensors"),
-           "--inputs", os.path.join(d, "inputs.safetensors"),
-           "--out", os.path.join(d, "outputs.safetensors"),
-           "--precision", case.get("precision", "f64")]
+           "--inputs", os.path.join(d, inputs),
+           "--out", os.path.join(d, out),
+           "--precision", precision or case.get("precision", "f64")]
     if case.get("training"):
         cmd.append("--training")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         raise RuntimeError("exit %d: %s" % (p.returncode, (p.stderr or p.stdout).strip()[-400:]))
-    return st.load(os.path.join(d, "outputs.safetensors"))[0]
+    return st.load(os.path.join(d, out))[0]
+
+
+def fast_path_check(moe, case, d, L, ref, X):
+    """Forward only (no dy) in f32: `moe layer` then runs the fast grouped kernels. The
+    forward outputs must match the reference to f32 tolerance; discrete choices exactly."""
+    st.save(os.path.join(d, "inputs_fwd.safetensors"), {n: v for n, v in X.items() if n != "dy"},
+            {n: ("I64" if n == "attention_mask" else "F32") for n in X if n != "dy"})
+    got = run_moe(moe, case, d, "inputs_fwd.safetensors", "outputs_fwd.safetensors", "f32")
+    fwd_ref = {n: v for n, v in ref.items() if not n.startswith("grad.")}
+    fails, _ = compare(dict(case, precision="f32"), L, fwd_ref, got)
+    return ["fast path (f32, forward only): " + m for m in fails]
 
 
 def compare(case, L, ref, got):
@@ -185,6 +196,8 @@ def main_mode(args):
                 got = run_moe(args.moe, case, d)
                 fails, maxerr = compare(case, L, ref, got)
                 fails += ["invariant: " + m for m in check_invariants(case, L, got, X)]
+                if not case.get("near_ties"):
+                    fails += fast_path_check(args.moe, case, d, L, ref, X)
             except Exception as e:                                    # noqa: BLE001
                 fails, maxerr = ["%s: %s" % (type(e).__name__, e)], float("nan")
             if fails:
