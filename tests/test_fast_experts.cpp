@@ -135,3 +135,20 @@ TEST(FastExperts, EveryIsaTileMatchesScalar) {
     }
   }
 }
+
+TEST(FastLinear, MatchesReference) {
+  Rng rng(11);
+  for (auto [rows, K, N] : {std::tuple<int64_t, int64_t, int64_t>{1, 7, 3}, {13, 64, 40}, {25, 33, 97}}) {
+    std::vector<float> W(static_cast<size_t>(N * K)), x(static_cast<size_t>(rows * K)), out(static_cast<size_t>(rows * N));
+    for (float& v : W) v = static_cast<float>(rng.normal());
+    for (float& v : x) v = static_cast<float>(rng.normal());
+    fast_linear(pack_linear(W.data(), N, K), x.data(), rows, out.data(), {2});
+    for (int64_t t = 0; t < rows; ++t) {
+      for (int64_t n = 0; n < N; ++n) {
+        double want = 0;
+        for (int64_t k = 0; k < K; ++k) want += static_cast<double>(x[t * K + k]) * W[n * K + k];
+        EXPECT_NEAR(out[t * N + n], want, 1e-4 * std::sqrt(static_cast<double>(K)));
+      }
+    }
+  }
+}

@@ -12,5 +12,6 @@ using Run = std::function<int()>;
 
 Run add_estimate(CLI::App& app);
 Run add_layer(CLI::App& app);
+Run add_bench(CLI::App& app);
 
 }  // namespace moe::cli

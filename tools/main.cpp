@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "moe 0.1.0");
   moe::cli::Run estimate = moe::cli::add_estimate(app);
   moe::cli::Run layer = moe::cli::add_layer(app);
+  moe::cli::Run bench = moe::cli::add_bench(app);
 
   try {
     app.parse(argc, argv);
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("estimate")) return estimate();
     if (app.got_subcommand("layer")) return layer();
+    if (app.got_subcommand("bench")) return bench();
   } catch (const moe::InvalidInput& e) {
     std::cerr << "moe: error: " << e.what() << "\n";
     return 2;

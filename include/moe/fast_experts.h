@@ -41,6 +41,15 @@ struct FastExpertsOptions {
 void fast_experts_forward(const PackedExperts& packed, const Routing& routing, const float* weights, const float* x,
                           float* y, const FastExpertsOptions& options = {});
 
+// A plain linear layer out = x·Wᵀ on the same kernels (router logits, dense baselines).
+struct PackedLinear {
+  int64_t out_features = 0, in_features = 0, panels = 0;
+  std::shared_ptr<float> w;  // [panels][in][32]
+};
+PackedLinear pack_linear(const float* W, int64_t out_features, int64_t in_features);
+// x [rows, in] -> out [rows, out_features] (overwritten).
+void fast_linear(const PackedLinear& w, const float* x, int64_t rows, float* out, const FastExpertsOptions& options = {});
+
 // Name of the kernel path this CPU uses ("avx512", "scalar").
 const char* fast_experts_isa();
 

@@ -204,4 +204,41 @@ void fast_experts_forward(const PackedExperts& p, const Routing& r, const float*
   }
 }
 
+PackedLinear pack_linear(const float* W, int64_t N, int64_t K) {
+  PackedLinear p;
+  p.out_features = N;
+  p.in_features = K;
+  p.panels = (N + kNR - 1) / kNR;
+  p.w = aligned_floats(p.panels * K * kNR);
+  for (int64_t q = 0; q < p.panels; ++q) {
+    float* B = p.w.get() + q * K * kNR;
+    for (int64_t j = 0; j < kNR && q * kNR + j < N; ++j) {
+      for (int64_t k = 0; k < K; ++k) B[k * kNR + j] = W[(q * kNR + j) * K + k];
+    }
+  }
+  return p;
+}
+
+void fast_linear(const PackedLinear& p, const float* x, int64_t rows, float* out, const FastExpertsOptions& opt) {
+  const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  const cpu::TileF32 tile = cpu::tile_f32();
+  const int64_t K = p.in_features, N = p.out_features;
+  const int64_t n_panels = (rows + kMaxMR - 1) / kMaxMR;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t rp = 0; rp < n_panels; ++rp) {
+    thread_local std::vector<float> apack;
+    alignas(64) float C[kMaxMR * kNR];
+    const int64_t r0 = rp * kMaxMR, mr = std::min<int64_t>(kMaxMR, rows - r0);
+    if (static_cast<int64_t>(apack.size()) < kMaxMR * K) apack.resize(static_cast<size_t>(kMaxMR * K));
+    for (int64_t i = 0; i < mr; ++i) {
+      for (int64_t k = 0; k < K; ++k) apack[k * mr + i] = x[(r0 + i) * K + k];
+    }
+    for (int64_t q = 0; q < p.panels; ++q) {
+      tile(K, apack.data(), p.w.get() + q * K * kNR, C, static_cast<int>(mr));
+      const int64_t cols = std::min<int64_t>(kNR, N - q * kNR);
+      for (int64_t i = 0; i < mr; ++i) std::copy(C + i * kNR, C + i * kNR + cols, out + (r0 + i) * N + q * kNR);
+    }
+  }
+}
+
 }  // namespace moe

@@ -1,0 +1,37 @@
+// `moe bench layer`: flags and printing; the measurements are in src/bench.
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "moe/bench.h"
+
+namespace moe::cli {
+
+Run add_bench(CLI::App& app) {
+  auto c = std::make_shared<bench::LayerBenchConfig>();
+  auto json_out = std::make_shared<bool>(false);
+  CLI::App* b = app.add_subcommand("bench", "Benchmarks (times, rates, and ratios to baselines measured in the same run)");
+  b->require_subcommand(1);
+  CLI::App* layer = b->add_subcommand("layer", "MoE layer forward vs a dense FFN of equal active FLOPs, with the machine's ceilings");
+  layer->add_option("--emb_dim", c->emb_dim, "Model width d")->required();
+  layer->add_option("--hidden_dim", c->hidden_dim, "Expert intermediate width f")->required();
+  layer->add_option("--num_experts", c->num_experts, "Experts E")->required();
+  layer->add_option("--top_k", c->top_k, "Experts per token k")->required();
+  layer->add_option("--tokens", c->tokens, "Tokens in the batch")->capture_default_str()->default_val(512);
+  layer->add_option("--dtype", c->dtype, "Weight type (fp32; bf16 to come)")->capture_default_str();
+  layer->add_option("--threads", c->threads, "Threads (ours and the baselines')")->capture_default_str();
+  layer->add_option("--routing", c->routing, "uniform, zipf:S, or a safetensors file with expert_ids [T, k]")->capture_default_str();
+  layer->add_option("--seconds", c->min_seconds, "Minimum time per measurement")->capture_default_str();
+  layer->add_option("--seed", c->seed, "Seed for weights, inputs and routing")->capture_default_str();
+  layer->add_flag("--json", *json_out, "Print one JSON object with every figure");
+  return [c, json_out, layer]() -> int {
+    if (!layer->parsed()) return 0;
+    const nlohmann::json r = bench::run_layer_bench(*c);
+    std::cout << (*json_out ? r.dump(2) + "\n" : bench::format_layer_bench(r));
+    return 0;
+  };
+}
+
+}  // namespace moe::cli
