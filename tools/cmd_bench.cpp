@@ -20,7 +20,7 @@ Run add_bench(CLI::App& app) {
   layer->add_option("--num_experts", c->num_experts, "Experts E")->required();
   layer->add_option("--top_k", c->top_k, "Experts per token k")->required();
   layer->add_option("--tokens", c->tokens, "Tokens in the batch")->capture_default_str()->default_val(512);
-  layer->add_option("--dtype", c->dtype, "Weight type (fp32; bf16 to come)")->capture_default_str();
+  layer->add_option("--dtype", c->dtype, "Weight type: fp32 or bf16 (activations stay f32, rounded to bf16 as they are packed)")->capture_default_str();
   layer->add_option("--threads", c->threads, "Threads (ours and the baselines')")->capture_default_str();
   layer->add_option("--routing", c->routing, "uniform, zipf:S, or a safetensors file with expert_ids [T, k]")->capture_default_str();
   layer->add_option("--seconds", c->min_seconds, "Minimum time per measurement")->capture_default_str();

@@ -15,6 +15,8 @@ namespace moe::bench {
 
 // Peak f32 FMA throughput of `threads` cores (independent FMA chains in registers), GFLOP/s.
 double fma_peak_gflops(int threads, double seconds = 0.3);
+// Peak bf16 dot-product throughput (vdpbf16ps, 4 FLOPs per f32 lane), GFLOP/s; 0 without AVX512-BF16.
+double bf16_dot_peak_gflops(int threads, double seconds = 0.3);
 // STREAM triad a = b + s·c over arrays far larger than the caches, GB/s (3 arrays counted).
 double triad_gbps(int threads, double seconds = 0.5);
 

@@ -14,24 +14,29 @@
 
 #include "moe/experts.h"
 #include "moe/routing.h"
+#include "moe/tensor.h"
 
 namespace moe {
 
 // Weights repacked once for the kernels: gate/up as 32-column panels (gated: 16 gate + 16 up
 // columns of the same hidden units, so the activation applies inside the tile), down as
 // 32-column panels over H. Zero padding at the edges.
+// Weight storage: f32, or bf16 (AVX512-BF16 dot products; activations are rounded to bf16 as
+// they are packed, accumulation stays f32). bf16 panels hold k-pairs: [Kpad/2][32][2].
 struct PackedExperts {
   ExpertConfig config;
+  DType weight_dtype = DType::f32;  // f32 or bf16
   int64_t n_experts = 0, d_model = 0, hidden = 0;
   int64_t up_panels = 0;    // per expert; each [H][32]
   int64_t down_panels = 0;  // per expert; each [I][32]
   int64_t hidden_per_panel = 0;  // 16 (gated) or 32
-  std::shared_ptr<float> up;     // [E][up_panels][H][32]
-  std::shared_ptr<float> down;   // [E][down_panels][I][32]
+  std::shared_ptr<uint8_t> up;    // [E][up_panels][Hpad][32] elements of weight_dtype
+  std::shared_ptr<uint8_t> down;  // [E][down_panels][Ipad][32]
   std::vector<float> up_bias, gate_bias, down_bias;  // [E·I], [E·I], [E·H] (empty = none)
+  int64_t weight_bytes() const;   // of one expert
 };
 
-PackedExperts pack_experts(const ExpertConfig& config, const ExpertWeights<float>& w);
+PackedExperts pack_experts(const ExpertConfig& config, const ExpertWeights<float>& w, DType weights = DType::f32);
 
 struct FastExpertsOptions {
   int threads = 0;  // 0 = all cores (OpenMP default)

@@ -110,7 +110,8 @@ json run_layer_bench(const LayerBenchConfig& c) {
   if (H < 1 || I < 1 || E < 1 || T < 1) bad("--emb_dim, --hidden_dim, --num_experts and --tokens must be >= 1");
   if (k < 1 || k > E) bad("--top_k=" + std::to_string(k) + " must be in [1, --num_experts=" + std::to_string(E) + "]");
   if (c.threads < 1) bad("--threads=" + std::to_string(c.threads) + " must be >= 1");
-  if (c.dtype != "fp32") bad("--dtype=" + c.dtype + ": only fp32 weights have fast kernels so far (bf16 is next)");
+  if (c.dtype != "fp32" && c.dtype != "bf16") bad("--dtype=" + c.dtype + " is not one of: fp32, bf16");
+  const DType wdt = c.dtype == "bf16" ? DType::bf16 : DType::f32;
 
   Routing routing;
   if (c.routing == "uniform") {
@@ -137,7 +138,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
   PackedExperts experts;
   {
     std::vector<float> gate = randv(E * I * H, sh), up = randv(E * I * H, sh), down = randv(E * H * I, si);
-    experts = pack_experts(ec, {E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr});
+    experts = pack_experts(ec, {E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, wdt);
   }
   const double pack_ms = (now() - t0) * 1e3;
   const PackedLinear router = pack_linear(router_w.data(), E, H);
@@ -146,7 +147,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
   {
     std::vector<float> gate = randv(k * I * H, sh), up = randv(k * I * H, sh), down = randv(H * k * I, si);
     dense = pack_experts({ExpertAct::swiglu, k * I, false, 1.702, 7.0},
-                         {1, H, k * I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr});
+                         {1, H, k * I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, wdt);
   }
   const Routing all = dense_routing(T);
   const std::vector<float> ones(static_cast<size_t>(T), 1.0f);
@@ -165,7 +166,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
   }, c.min_seconds / 2);
   const Timing t_experts = time_it([&] { fast_experts_forward(experts, routing, weights.data(), x.data(), y.data(), opt); }, c.min_seconds);
   const Timing t_dense = time_it([&] { fast_experts_forward(dense, all, ones.data(), x.data(), y.data(), opt); }, c.min_seconds);
-  const double fma = fma_peak_gflops(c.threads);
+  const double fma = wdt == DType::bf16 ? bf16_dot_peak_gflops(c.threads) : fma_peak_gflops(c.threads);
   const double triad = triad_gbps(c.threads);
 
   int64_t active_experts = 0;
@@ -173,7 +174,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
   const RoutingStats stats = routing_stats(routing);
   const double expert_flops = 2.0 * static_cast<double>(routing.n_kept()) * 3 * H * I;
   const double router_flops = 2.0 * T * H * E;
-  const double weight_bytes = static_cast<double>(active_experts) * 3 * H * I * 4;
+  const double weight_bytes = static_cast<double>(active_experts) * static_cast<double>(experts.weight_bytes());
   const double layer_ms = t_router.min_ms + t_experts.min_ms;
   const double gflops = (expert_flops + router_flops) / (layer_ms * 1e6);
   const double dense_gflops = 2.0 * T * 3 * H * k * I / (t_dense.min_ms * 1e6);
@@ -182,7 +183,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
       {"config", {{"emb_dim", H}, {"hidden_dim", I}, {"num_experts", E}, {"top_k", k}, {"tokens", T}, {"dtype", c.dtype},
                   {"threads", c.threads}, {"routing", c.routing}, {"isa", fast_experts_isa()}}},
       {"routing", {{"max_over_mean", stats.max_over_mean}, {"active_experts", active_experts}, {"rows", routing.n_kept()}}},
-      {"ceilings", {{"fma_gflops", fma}, {"triad_gbps", triad}}},
+      {"ceilings", {{"fma_gflops", fma}, {"peak_kind", wdt == DType::bf16 ? "vdpbf16ps" : "f32 FMA"}, {"triad_gbps", triad}}},
       {"moe", {{"ms", layer_ms}, {"router_ms", t_router.min_ms}, {"experts_ms", t_experts.min_ms},
                {"experts_median_ms", t_experts.median_ms}, {"runs", t_experts.runs}, {"gflops", gflops},
                {"pct_fma_peak", fma > 0 ? 100 * gflops / fma : 0}, {"weight_gbps", weight_gbps},
@@ -198,7 +199,7 @@ std::string format_layer_bench(const json& j) {
   std::snprintf(buf, sizeof buf,
                 "MoE layer forward  d=%lld f=%lld E=%lld k=%lld tokens=%lld %s threads=%d routing=%s (%s kernels)\n"
                 "  routing: %lld active experts, max/mean load %.2f\n"
-                "  ceilings (this run): FMA peak %.0f GFLOP/s, triad %.1f GB/s\n"
+                "  ceilings (this run): %s peak %.0f GFLOP/s, triad %.1f GB/s\n"
                 "  MoE      %9.3f ms  (router %.3f + experts %.3f)  %6.1f GFLOP/s  %5.1f%% of peak  weights %6.1f GB/s = %5.1f%% of triad\n"
                 "  dense    %9.3f ms  (width %lld, same active FLOPs)  %6.1f GFLOP/s\n"
                 "  MoE / dense = %.2f\n",
@@ -206,7 +207,8 @@ std::string format_layer_bench(const json& j) {
                 c["top_k"].get<long long>(), c["tokens"].get<long long>(), c["dtype"].get<std::string>().c_str(),
                 c["threads"].get<int>(), c["routing"].get<std::string>().c_str(), c["isa"].get<std::string>().c_str(),
                 j["routing"]["active_experts"].get<long long>(), j["routing"]["max_over_mean"].get<double>(),
-                j["ceilings"]["fma_gflops"].get<double>(), j["ceilings"]["triad_gbps"].get<double>(),
+                j["ceilings"]["peak_kind"].get<std::string>().c_str(), j["ceilings"]["fma_gflops"].get<double>(),
+                j["ceilings"]["triad_gbps"].get<double>(),
                 j["moe"]["ms"].get<double>(), j["moe"]["router_ms"].get<double>(), j["moe"]["experts_ms"].get<double>(),
                 j["moe"]["gflops"].get<double>(), j["moe"]["pct_fma_peak"].get<double>(), j["moe"]["weight_gbps"].get<double>(),
                 j["moe"]["pct_triad"].get<double>(), j["dense"]["ms"].get<double>(), j["dense"]["hidden_dim"].get<long long>(),

@@ -1,4 +1,5 @@
-// Grouped expert execution over packed weights (include/moe/fast_experts.h).
+// Grouped expert execution over packed weights (include/moe/fast_experts.h). One driver serves
+// f32 and bf16 weights through a small traits struct describing the packed layouts.
 #include "moe/fast_experts.h"
 
 #include <omp.h>
@@ -9,7 +10,6 @@
 #include <cstring>
 
 #include "kernels/cpu/microkernel.h"
-#include "kernels/ref/kernels.h"
 #include "moe/error.h"
 
 namespace moe {
@@ -19,13 +19,31 @@ namespace {
 using cpu::kMaxMR;
 using cpu::kNR;
 
-std::shared_ptr<float> aligned_floats(int64_t n) {
-  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+std::shared_ptr<uint8_t> aligned_bytes(int64_t n) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) + 63) / 64 * 64;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
   if (!p) throw std::bad_alloc();
   std::memset(p, 0, bytes);
-  return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
+  return std::shared_ptr<uint8_t>(p, [](uint8_t* q) { std::free(q); });
 }
+
+// Packed layouts of one weight type. A panels hold mr rows; B panels 32 columns.
+struct F32 {
+  using T = float;
+  static int64_t kpad(int64_t K) { return K; }
+  static int64_t a_at(int64_t k, int64_t i, int64_t mr) { return k * mr + i; }
+  static int64_t b_at(int64_t k, int64_t j) { return k * kNR + j; }
+  static T from(float v) { return v; }
+  static void tile(int64_t Kpad, const T* A, const T* B, float* C, int mr) { cpu::tile_f32()(Kpad, A, B, C, mr); }
+};
+struct Bf16 {
+  using T = uint16_t;
+  static int64_t kpad(int64_t K) { return (K + 1) / 2 * 2; }
+  static int64_t a_at(int64_t k, int64_t i, int64_t mr) { return (k / 2) * 2 * mr + 2 * i + (k & 1); }
+  static int64_t b_at(int64_t k, int64_t j) { return (k / 2) * 2 * kNR + 2 * j + (k & 1); }
+  static T from(float v) { return f32_to_bf16(v); }
+  static void tile(int64_t Kpad, const T* A, const T* B, float* C, int mr) { cpu::tile_bf16()(Kpad / 2, A, B, C, mr); }
+};
 
 // The activation on one hidden unit, in float (the fast path's precision).
 inline float activate(const ExpertConfig& c, float g, float u) {
@@ -43,8 +61,7 @@ inline float activate(const ExpertConfig& c, float g, float u) {
   return 0;
 }
 
-// Rows [r, r + mr) of expert-local row panel p start at expert row p·MR; the hidden rows of an
-// expert are stored panel by panel, each panel k-major with stride mr (the down GEMM's A format).
+// An expert's rows are cut into MR-row panels starting at its first row; the last may be short.
 inline int64_t panel_rows(int64_t n_rows, int64_t panel_start) { return std::min<int64_t>(kMaxMR, n_rows - panel_start); }
 
 struct UpTask {
@@ -52,26 +69,18 @@ struct UpTask {
   int32_t p0, p1;  // up panel range
 };
 
-}  // namespace
-
-const char* fast_experts_isa() { return cpu::isa_name(cpu::detected_isa()); }
-
-PackedExperts pack_experts(const ExpertConfig& c, const ExpertWeights<float>& w) {
-  PackedExperts p;
-  p.config = c;
-  p.n_experts = w.n_experts;
-  p.d_model = w.d_model;
-  p.hidden = w.hidden;
-  const int64_t E = w.n_experts, H = w.d_model, I = w.hidden;
-  const bool gated = is_gated(c.act);
-  p.hidden_per_panel = gated ? kNR / 2 : kNR;
-  p.up_panels = (I + p.hidden_per_panel - 1) / p.hidden_per_panel;
-  p.down_panels = (H + kNR - 1) / kNR;
-  p.up = aligned_floats(E * p.up_panels * H * kNR);
-  p.down = aligned_floats(E * p.down_panels * I * kNR);
+template <class L>
+void pack_weights(PackedExperts& p, const ExpertWeights<float>& w) {
+  using T = typename L::T;
+  const int64_t E = p.n_experts, H = p.d_model, I = p.hidden, Hp = L::kpad(H), Ip = L::kpad(I);
+  const bool gated = is_gated(p.config.act);
+  p.up = aligned_bytes(E * p.up_panels * Hp * kNR * static_cast<int64_t>(sizeof(T)));
+  p.down = aligned_bytes(E * p.down_panels * Ip * kNR * static_cast<int64_t>(sizeof(T)));
+  T* up = reinterpret_cast<T*>(p.up.get());
+  T* down = reinterpret_cast<T*>(p.down.get());
   for (int64_t e = 0; e < E; ++e) {
     for (int64_t q = 0; q < p.up_panels; ++q) {
-      float* B = p.up.get() + (e * p.up_panels + q) * H * kNR;
+      T* B = up + (e * p.up_panels + q) * Hp * kNR;
       for (int64_t j = 0; j < p.hidden_per_panel; ++j) {
         const int64_t i = q * p.hidden_per_panel + j;
         if (i >= I) break;
@@ -79,43 +88,41 @@ PackedExperts pack_experts(const ExpertConfig& c, const ExpertWeights<float>& w)
         const float* ur = w.up + (e * I + i) * H;
         for (int64_t k = 0; k < H; ++k) {
           if (gated) {
-            B[k * kNR + j] = gr[k];
-            B[k * kNR + 16 + j] = ur[k];
+            B[L::b_at(k, j)] = L::from(gr[k]);
+            B[L::b_at(k, 16 + j)] = L::from(ur[k]);
           } else {
-            B[k * kNR + j] = ur[k];
+            B[L::b_at(k, j)] = L::from(ur[k]);
           }
         }
       }
     }
     for (int64_t q = 0; q < p.down_panels; ++q) {
-      float* B = p.down.get() + (e * p.down_panels + q) * I * kNR;
+      T* B = down + (e * p.down_panels + q) * Ip * kNR;
       for (int64_t j = 0; j < kNR && q * kNR + j < H; ++j) {
         const float* dr = w.down + (e * H + q * kNR + j) * I;
-        for (int64_t k = 0; k < I; ++k) B[k * kNR + j] = dr[k];
+        for (int64_t k = 0; k < I; ++k) B[L::b_at(k, j)] = L::from(dr[k]);
       }
     }
   }
-  if (w.up_bias) p.up_bias.assign(w.up_bias, w.up_bias + E * I);
-  if (w.gate_bias) p.gate_bias.assign(w.gate_bias, w.gate_bias + E * I);
-  if (w.down_bias) p.down_bias.assign(w.down_bias, w.down_bias + E * H);
-  return p;
 }
 
-void fast_experts_forward(const PackedExperts& p, const Routing& r, const float* weights, const float* x, float* y,
-                          const FastExpertsOptions& opt) {
+template <class L>
+void forward(const PackedExperts& p, const Routing& r, const float* weights, const float* x, float* y, int threads) {
+  using T = typename L::T;
   const int64_t E = p.n_experts, H = p.d_model, I = p.hidden, A = r.n_kept(), Tn = r.n_tokens;
-  if (r.n_experts != E) throw InvalidInput("[fast_experts] routing has " + std::to_string(r.n_experts) + " experts, weights " + std::to_string(E));
-  const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
-  const cpu::TileF32 tile = cpu::tile_f32();
+  const int64_t Hp = L::kpad(H), Ip = L::kpad(I);
   const ExpertConfig& c = p.config;
   const bool gated = is_gated(c.act);
   const int64_t hpp = p.hidden_per_panel;
-  // Rows per packed A block: keep it within ~512 KiB so it shares L2 with one weight panel.
-  const int64_t mc = std::max<int64_t>(kMaxMR, (512 * 1024 / (4 * std::max<int64_t>(H, 1))) / kMaxMR * kMaxMR);
+  const T* up = reinterpret_cast<const T*>(p.up.get());
+  const T* down = reinterpret_cast<const T*>(p.down.get());
+  // Rows per packed A block: within ~512 KiB, so it shares L2 with one weight panel.
+  const int64_t mc = std::max<int64_t>(kMaxMR, (512 * 1024 / (static_cast<int64_t>(sizeof(T)) * std::max<int64_t>(Hp, 1))) / kMaxMR * kMaxMR);
 
-  thread_local std::vector<float> h_store;
-  if (static_cast<int64_t>(h_store.size()) < A * I) h_store.resize(static_cast<size_t>(A * I));
-  float* hp = h_store.data();
+  // Hidden rows, in the down GEMM's packed A layout (panel by panel, k padded).
+  thread_local std::vector<T> h_store;
+  if (static_cast<int64_t>(h_store.size()) < A * Ip) h_store.resize(static_cast<size_t>(A * Ip));
+  T* hp = h_store.data();
 
   // Gate/up tasks: (expert, panel range), about 4 per thread overall.
   int64_t active = 0;
@@ -132,9 +139,9 @@ void fast_experts_forward(const PackedExperts& p, const Routing& r, const float*
 
 #pragma omp parallel num_threads(threads)
   {
-    thread_local std::vector<float> apack;
+    thread_local std::vector<T> apack;
     alignas(64) float C[kMaxMR * kNR];
-    if (static_cast<int64_t>(apack.size()) < mc * H) apack.resize(static_cast<size_t>(mc * H));
+    if (static_cast<int64_t>(apack.size()) < mc * Hp) apack.resize(static_cast<size_t>(mc * Hp));
 
 #pragma omp for schedule(dynamic, 1)
     for (size_t ti = 0; ti < tasks.size(); ++ti) {
@@ -142,23 +149,22 @@ void fast_experts_forward(const PackedExperts& p, const Routing& r, const float*
       const int64_t e = task.expert, r0 = r.expert_offsets[e], n = r.expert_rows(e);
       for (int64_t m0 = 0; m0 < n; m0 += mc) {
         const int64_t m1 = std::min(n, m0 + mc);
-        // Gather + pack: each MR-row micro-panel k-major.
-        for (int64_t pr = m0; pr < m1; pr += kMaxMR) {
+        for (int64_t pr = m0; pr < m1; pr += kMaxMR) {  // gather + convert + pack
           const int64_t mr = panel_rows(n, pr);
-          float* Ap = apack.data() + (pr - m0) * H;
+          T* Ap = apack.data() + (pr - m0) * Hp;
           for (int64_t i = 0; i < mr; ++i) {
             const float* xr = x + static_cast<int64_t>(r.slot_token[r.rows[r0 + pr + i]]) * H;
-            for (int64_t k = 0; k < H; ++k) Ap[k * mr + i] = xr[k];
+            for (int64_t k = 0; k < H; ++k) Ap[L::a_at(k, i, mr)] = L::from(xr[k]);
+            for (int64_t k = H; k < Hp; ++k) Ap[L::a_at(k, i, mr)] = T(0);
           }
         }
         for (int64_t q = task.p0; q < task.p1; ++q) {
-          const float* B = p.up.get() + (e * p.up_panels + q) * H * kNR;
+          const T* B = up + (e * p.up_panels + q) * Hp * kNR;
           for (int64_t pr = m0; pr < m1; pr += kMaxMR) {
             const int64_t mr = panel_rows(n, pr);
-            tile(H, apack.data() + (pr - m0) * H, B, C, static_cast<int>(mr));
-            // Epilogue: bias, activation, store in the down GEMM's packed A layout.
-            float* hpanel = hp + (r0 + pr) * I;
-            for (int64_t j = 0; j < hpp; ++j) {
+            L::tile(Hp, apack.data() + (pr - m0) * Hp, B, C, static_cast<int>(mr));
+            T* hpanel = hp + (r0 + pr) * Ip;
+            for (int64_t j = 0; j < hpp; ++j) {  // epilogue: bias, activation, packed store
               const int64_t hid = q * hpp + j;
               if (hid >= I) break;
               const float gb = p.gate_bias.empty() ? 0.0f : p.gate_bias[e * I + hid];
@@ -166,8 +172,11 @@ void fast_experts_forward(const PackedExperts& p, const Routing& r, const float*
               for (int64_t i = 0; i < mr; ++i) {
                 const float g = gated ? C[i * kNR + j] + gb : 0.0f;
                 const float u = (gated ? C[i * kNR + 16 + j] : C[i * kNR + j]) + ub;
-                hpanel[hid * mr + i] = activate(c, g, u);
+                hpanel[L::a_at(hid, i, mr)] = L::from(activate(c, g, u));
               }
+            }
+            if (Ip > I && q == p.up_panels - 1) {
+              for (int64_t i = 0; i < mr; ++i) hpanel[L::a_at(I, i, mr)] = T(0);
             }
           }
         }
@@ -185,16 +194,16 @@ void fast_experts_forward(const PackedExperts& p, const Routing& r, const float*
         const int64_t r0 = r.expert_offsets[e], n = r.expert_rows(e);
         if (n == 0) continue;
         for (int64_t q = q0; q < q1; ++q) {
-          const float* B = p.down.get() + (e * p.down_panels + q) * I * kNR;
+          const T* B = down + (e * p.down_panels + q) * Ip * kNR;
           const int64_t cols = std::min<int64_t>(kNR, H - q * kNR);
+          const float* db = p.down_bias.empty() ? nullptr : p.down_bias.data() + e * H + q * kNR;
           for (int64_t pr = 0; pr < n; pr += kMaxMR) {
             const int64_t mr = panel_rows(n, pr);
-            tile(I, hp + (r0 + pr) * I, B, C, static_cast<int>(mr));
+            L::tile(Ip, hp + (r0 + pr) * Ip, B, C, static_cast<int>(mr));
             for (int64_t i = 0; i < mr; ++i) {
               const int32_t s = r.rows[r0 + pr + i];
               const float wt = weights[s];
               float* yr = y + static_cast<int64_t>(r.slot_token[s]) * H + q * kNR;
-              const float* db = p.down_bias.empty() ? nullptr : p.down_bias.data() + e * H + q * kNR;
               for (int64_t j = 0; j < cols; ++j) yr[j] += wt * (C[i * kNR + j] + (db ? db[j] : 0.0f));
             }
           }
@@ -204,12 +213,62 @@ void fast_experts_forward(const PackedExperts& p, const Routing& r, const float*
   }
 }
 
+}  // namespace
+
+const char* fast_experts_isa() { return cpu::isa_name(cpu::detected_isa()); }
+
+int64_t PackedExperts::weight_bytes() const {
+  const int64_t es = static_cast<int64_t>(dtype_size(weight_dtype));
+  const int64_t gated = is_gated(config.act) ? 3 : 2;
+  return gated * d_model * hidden * es;
+}
+
+PackedExperts pack_experts(const ExpertConfig& c, const ExpertWeights<float>& w, DType weights) {
+  if (weights != DType::f32 && weights != DType::bf16) {
+    throw InvalidInput(std::string("[fast_experts] weight type ") + dtype_name(weights) + " is not one of: F32, BF16");
+  }
+  PackedExperts p;
+  p.config = c;
+  p.weight_dtype = weights;
+  p.n_experts = w.n_experts;
+  p.d_model = w.d_model;
+  p.hidden = w.hidden;
+  p.hidden_per_panel = is_gated(c.act) ? kNR / 2 : kNR;
+  p.up_panels = (w.hidden + p.hidden_per_panel - 1) / p.hidden_per_panel;
+  p.down_panels = (w.d_model + kNR - 1) / kNR;
+  if (weights == DType::bf16) {
+    pack_weights<Bf16>(p, w);
+  } else {
+    pack_weights<F32>(p, w);
+  }
+  const int64_t E = w.n_experts, H = w.d_model, I = w.hidden;
+  if (w.up_bias) p.up_bias.assign(w.up_bias, w.up_bias + E * I);
+  if (w.gate_bias) p.gate_bias.assign(w.gate_bias, w.gate_bias + E * I);
+  if (w.down_bias) p.down_bias.assign(w.down_bias, w.down_bias + E * H);
+  return p;
+}
+
+void fast_experts_forward(const PackedExperts& p, const Routing& r, const float* weights, const float* x, float* y,
+                          const FastExpertsOptions& opt) {
+  if (r.n_experts != p.n_experts) {
+    throw InvalidInput("[fast_experts] routing has " + std::to_string(r.n_experts) + " experts, weights " +
+                       std::to_string(p.n_experts));
+  }
+  const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  if (p.weight_dtype == DType::bf16) {
+    forward<Bf16>(p, r, weights, x, y, threads);
+  } else {
+    forward<F32>(p, r, weights, x, y, threads);
+  }
+}
+
 PackedLinear pack_linear(const float* W, int64_t N, int64_t K) {
   PackedLinear p;
   p.out_features = N;
   p.in_features = K;
   p.panels = (N + kNR - 1) / kNR;
-  p.w = aligned_floats(p.panels * K * kNR);
+  auto bytes = aligned_bytes(p.panels * K * kNR * 4);
+  p.w = std::shared_ptr<float>(bytes, reinterpret_cast<float*>(bytes.get()));
   for (int64_t q = 0; q < p.panels; ++q) {
     float* B = p.w.get() + q * K * kNR;
     for (int64_t j = 0; j < kNR && q * kNR + j < N; ++j) {

@@ -28,4 +28,17 @@ TileF32 tile_f32(Isa isa) {
   }
 }
 
+bool has_avx512_bf16() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+  }();
+  return yes;
+}
+
+TileBf16 tile_bf16(Isa isa) {
+  if (isa == Isa::avx512 && has_avx512_bf16()) return tile_bf16_avx512;
+  return tile_bf16_scalar;
+}
+
 }  // namespace moe::cpu

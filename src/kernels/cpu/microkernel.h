@@ -23,6 +23,15 @@ const char* isa_name(Isa isa);
 TileF32 tile_f32(Isa isa);
 inline TileF32 tile_f32() { return tile_f32(detected_isa()); }
 
+// bf16 weights: C[MR × 32] += Σ over k-pairs, with A and B holding bf16 pairs (k, k+1):
+// A[kp·2·mr + 2i + (k&1)], B[kp·64 + 2j + (k&1)] (the vdpbf16ps operand layout). Kp = K/2 pairs.
+using TileBf16 = void (*)(int64_t Kp, const uint16_t* A, const uint16_t* B, float* C, int mr);
+bool has_avx512_bf16();
+TileBf16 tile_bf16(Isa isa);
+inline TileBf16 tile_bf16() { return tile_bf16(detected_isa()); }
+void tile_bf16_scalar(int64_t Kp, const uint16_t* A, const uint16_t* B, float* C, int mr);
+void tile_bf16_avx512(int64_t Kp, const uint16_t* A, const uint16_t* B, float* C, int mr);
+
 // Per-ISA entry points (defined in their own translation units, compiled with their flags).
 void tile_f32_scalar(int64_t K, const float* A, const float* B, float* C, int mr);
 void tile_f32_avx512(int64_t K, const float* A, const float* B, float* C, int mr);
