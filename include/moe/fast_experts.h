@@ -46,6 +46,21 @@ struct FastExpertsOptions {
 void fast_experts_forward(const PackedExperts& packed, const Routing& routing, const float* weights, const float* x,
                           float* y, const FastExpertsOptions& options = {});
 
+// Training: the same grouping over the raw (unpacked, changing every step) f32 weights, on the
+// general GEMM (src/kernels/cpu/gemm.h); forward keeps what backward needs.
+struct FastTrainState {
+  std::vector<float> pre_gate, pre_up, hidden;  // [A, I], rows in Routing::rows order
+  std::vector<float> out;                        // [A, H] unweighted expert outputs
+};
+void fast_experts_train_forward(const ExpertConfig& config, const ExpertWeights<float>& w, const Routing& routing,
+                                const float* weights, const float* x, float* y, FastTrainState& state,
+                                const FastExpertsOptions& options = {});
+// dy [T, H] -> dx [T, H] (+=), weight gradients (+=), dweights [S] (= d loss / d weight per slot;
+// 0 for dropped slots).
+void fast_experts_backward(const ExpertConfig& config, const ExpertWeights<float>& w, const Routing& routing,
+                           const float* weights, const float* x, const FastTrainState& state, const float* dy, float* dx,
+                           const ExpertGrads<float>& grads, float* dweights, const FastExpertsOptions& options = {});
+
 // A plain linear layer out = x·Wᵀ on the same kernels (router logits, dense baselines).
 struct PackedLinear {
   int64_t out_features = 0, in_features = 0, panels = 0;

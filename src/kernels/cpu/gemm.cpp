@@ -1,0 +1,83 @@
+#include "kernels/cpu/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/microkernel.h"
+
+namespace moe::cpu {
+
+namespace {
+
+constexpr int64_t kKC = 384;  // K block: a 32-column B panel of 48 KiB stays in L1/L2
+constexpr int64_t kNC = 256;  // N block: 8 panels, 384 KiB of packed B in L2
+constexpr int64_t kMC = 96;   // M block: 8 micro-panels of A
+
+}  // namespace
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, int64_t ldc, bool accumulate,
+              int threads, const int32_t* rows) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate) {
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    }
+    return;
+  }
+  const TileF32 tile = tile_f32();
+  const int64_t n_blocks = (N + kNC - 1) / kNC;
+  const int nt = static_cast<int>(std::min<int64_t>(std::max(threads, 1), n_blocks));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+  for (int64_t nb = 0; nb < n_blocks; ++nb) {
+    thread_local std::vector<float> bpack, apack;
+    alignas(64) float T[kMaxMR * kNR];
+    const int64_t n0 = nb * kNC, nc = std::min(kNC, N - n0), panels = (nc + kNR - 1) / kNR;
+    if (static_cast<int64_t>(bpack.size()) < kKC * kNC) bpack.resize(static_cast<size_t>(kKC * kNC));
+    if (static_cast<int64_t>(apack.size()) < kKC * kMC) apack.resize(static_cast<size_t>(kKC * kMC));
+    for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+      const int64_t kc = std::min(kKC, K - k0);
+      const bool add = accumulate || k0 > 0;
+      for (int64_t q = 0; q < panels; ++q) {  // pack B: panel q is [kc][32], zero-padded columns
+        float* bp = bpack.data() + q * kc * kNR;
+        const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* src = B.p + (k0 + k) * B.rs + (n0 + q * kNR) * B.cs;
+          for (int64_t j = 0; j < cols; ++j) bp[k * kNR + j] = src[j * B.cs];
+          for (int64_t j = cols; j < kNR; ++j) bp[k * kNR + j] = 0.0f;
+        }
+      }
+      for (int64_t m0 = 0; m0 < M; m0 += kMC) {
+        const int64_t mc = std::min(kMC, M - m0);
+        for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {  // pack A micro-panels [kc][mr]
+          const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
+          float* ap = apack.data() + p0 * kc;
+          for (int64_t i = 0; i < mr; ++i) {
+            const int64_t row = rows ? rows[m0 + p0 + i] : m0 + p0 + i;
+            const float* src = A.p + row * A.rs + k0 * A.cs;
+            for (int64_t k = 0; k < kc; ++k) ap[k * mr + i] = src[k * A.cs];
+          }
+        }
+        for (int64_t q = 0; q < panels; ++q) {
+          const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
+          for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {
+            const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
+            tile(kc, apack.data() + p0 * kc, bpack.data() + q * kc * kNR, T, static_cast<int>(mr));
+            for (int64_t i = 0; i < mr; ++i) {
+              float* c = C + (m0 + p0 + i) * ldc + n0 + q * kNR;
+              const float* t = T + i * kNR;
+              if (add) {
+                for (int64_t j = 0; j < cols; ++j) c[j] += t[j];
+              } else {
+                for (int64_t j = 0; j < cols; ++j) c[j] = t[j];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace moe::cpu
