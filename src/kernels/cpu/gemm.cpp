@@ -34,13 +34,15 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, i
     thread_local std::vector<float> bpack, apack;
     alignas(64) float T[kMaxMR * kNR];
     const int64_t n0 = nb * kNC, nc = std::min(kNC, N - n0), panels = (nc + kNR - 1) / kNR;
-    if (static_cast<int64_t>(bpack.size()) < kKC * kNC) bpack.resize(static_cast<size_t>(kKC * kNC));
+    // The tile kernels load B with aligned 512-bit loads: keep the packed panels 64-byte aligned.
+    if (static_cast<int64_t>(bpack.size()) < kKC * kNC + 16) bpack.resize(static_cast<size_t>(kKC * kNC + 16));
+    float* const bbase = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(bpack.data()) + 63) & ~uintptr_t(63));
     if (static_cast<int64_t>(apack.size()) < kKC * kMC) apack.resize(static_cast<size_t>(kKC * kMC));
     for (int64_t k0 = 0; k0 < K; k0 += kKC) {
       const int64_t kc = std::min(kKC, K - k0);
       const bool add = accumulate || k0 > 0;
       for (int64_t q = 0; q < panels; ++q) {  // pack B: panel q is [kc][32], zero-padded columns
-        float* bp = bpack.data() + q * kc * kNR;
+        float* bp = bbase + q * kc * kNR;
         const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
         for (int64_t k = 0; k < kc; ++k) {
           const float* src = B.p + (k0 + k) * B.rs + (n0 + q * kNR) * B.cs;
@@ -63,7 +65,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, i
           const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
           for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {
             const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
-            tile(kc, apack.data() + p0 * kc, bpack.data() + q * kc * kNR, T, static_cast<int>(mr));
+            tile(kc, apack.data() + p0 * kc, bbase + q * kc * kNR, T, static_cast<int>(mr));
             for (int64_t i = 0; i < mr; ++i) {
               float* c = C + (m0 + p0 + i) * ldc + n0 + q * kNR;
               const float* t = T + i * kNR;
