@@ -25,6 +25,7 @@ Run add_bench(CLI::App& app) {
   layer->add_option("--routing", c->routing, "uniform, zipf:S, or a safetensors file with expert_ids [T, k]")->capture_default_str();
   layer->add_option("--seconds", c->min_seconds, "Minimum time per measurement")->capture_default_str();
   layer->add_option("--seed", c->seed, "Seed for weights, inputs and routing")->capture_default_str();
+  layer->add_flag("--backward", c->backward, "Also time the training forward and the backward (dX, dW, slot-weight grads)");
   layer->add_flag("--json", *json_out, "Print one JSON object with every figure");
   return [c, json_out, layer]() -> int {
     if (!layer->parsed()) return 0;

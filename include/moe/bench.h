@@ -31,6 +31,7 @@ struct LayerBenchConfig {
   std::string routing = "uniform";  // "uniform", "zipf:S", or a safetensors file with expert_ids [T, k]
   double min_seconds = 1.0;          // per measurement
   uint64_t seed = 1;
+  bool backward = false;             // also time the training forward + backward (f32 weights)
 };
 
 // Runs the MoE layer forward (router + routing + experts) and the dense FFN of equal active

@@ -136,9 +136,11 @@ json run_layer_bench(const LayerBenchConfig& c) {
   ExpertConfig ec{ExpertAct::swiglu, I, false, 1.702, 7.0};
   double t0 = now();
   PackedExperts experts;
-  {
-    std::vector<float> gate = randv(E * I * H, sh), up = randv(E * I * H, sh), down = randv(E * H * I, si);
-    experts = pack_experts(ec, {E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, wdt);
+  std::vector<float> gate = randv(E * I * H, sh), up = randv(E * I * H, sh), down = randv(E * H * I, si);
+  const ExpertWeights<float> raw{E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr};
+  experts = pack_experts(ec, raw, wdt);
+  if (!c.backward) {  // the raw weights are only needed by the training path
+    std::vector<float>().swap(gate), std::vector<float>().swap(up), std::vector<float>().swap(down);
   }
   const double pack_ms = (now() - t0) * 1e3;
   const PackedLinear router = pack_linear(router_w.data(), E, H);
@@ -166,6 +168,24 @@ json run_layer_bench(const LayerBenchConfig& c) {
   }, c.min_seconds / 2);
   const Timing t_experts = time_it([&] { fast_experts_forward(experts, routing, weights.data(), x.data(), y.data(), opt); }, c.min_seconds);
   const Timing t_dense = time_it([&] { fast_experts_forward(dense, all, ones.data(), x.data(), y.data(), opt); }, c.min_seconds);
+  json backward = nullptr;
+  if (c.backward) {
+    if (wdt != DType::f32) bad("--backward: the training path runs on f32 weights");
+    FastTrainState ts;
+    std::vector<float> dy = randv(T * H, 1.0), dx(static_cast<size_t>(T * H)), dw(static_cast<size_t>(routing.n_slots()));
+    std::vector<float> g_gate(gate.size()), g_up(up.size()), g_down(down.size());
+    const ExpertGrads<float> grads{g_gate.data(), g_up.data(), g_down.data(), nullptr, nullptr, nullptr};
+    const Timing t_fwd = time_it([&] { fast_experts_train_forward(ec, raw, routing, weights.data(), x.data(), y.data(), ts, opt); }, c.min_seconds);
+    const Timing t_bwd = time_it([&] {
+      std::fill(dx.begin(), dx.end(), 0.0f);
+      fast_experts_backward(ec, raw, routing, weights.data(), x.data(), ts, dy.data(), dx.data(), grads, dw.data(), opt);
+    }, c.min_seconds);
+    const double bwd_flops = 2 * 2.0 * static_cast<double>(routing.n_kept()) * 3 * H * I;
+    backward = {{"train_forward_ms", t_fwd.min_ms}, {"backward_ms", t_bwd.min_ms},
+                {"backward_gflops", bwd_flops / (t_bwd.min_ms * 1e6)},
+                {"backward_over_forward", t_bwd.min_ms / t_experts.min_ms},
+                {"backward_over_train_forward", t_bwd.min_ms / t_fwd.min_ms}};
+  }
   const double fma = wdt == DType::bf16 ? bf16_dot_peak_gflops(c.threads) : fma_peak_gflops(c.threads);
   const double triad = triad_gbps(c.threads);
 
@@ -190,6 +210,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
                {"pct_triad", triad > 0 ? 100 * weight_gbps / triad : 0}, {"pack_ms", pack_ms}}},
       {"dense", {{"ms", t_dense.min_ms}, {"median_ms", t_dense.median_ms}, {"gflops", dense_gflops}, {"hidden_dim", k * I}}},
       {"moe_over_dense", layer_ms / t_dense.min_ms},
+      {"backward", backward},
   };
 }
 
@@ -213,7 +234,16 @@ std::string format_layer_bench(const json& j) {
                 j["moe"]["gflops"].get<double>(), j["moe"]["pct_fma_peak"].get<double>(), j["moe"]["weight_gbps"].get<double>(),
                 j["moe"]["pct_triad"].get<double>(), j["dense"]["ms"].get<double>(), j["dense"]["hidden_dim"].get<long long>(),
                 j["dense"]["gflops"].get<double>(), j["moe_over_dense"].get<double>());
-  return buf;
+  std::string out = buf;
+  if (!j["backward"].is_null()) {
+    const json& b = j["backward"];
+    std::snprintf(buf, sizeof buf,
+                  "  backward %9.3f ms  %6.1f GFLOP/s  = %.2f x forward (training forward %.3f ms)\n",
+                  b["backward_ms"].get<double>(), b["backward_gflops"].get<double>(), b["backward_over_forward"].get<double>(),
+                  b["train_forward_ms"].get<double>());
+    out += buf;
+  }
+  return out;
 }
 
 }  // namespace moe::bench
