@@ -84,7 +84,7 @@ def check_memory(a):
     need = max(2 * (experts + dense) + 0.5, experts + 0.5 + 4 * a.tokens * (d + 3 * k * f) * 4 / GB)
     avail = mem_available_gb()
     if need > 0.95 * avail:
-        sys.exit(f"refusing: this shape needs ~{need:.1f} GB (f32 expert weights {experts:.1f} GB, dense {dense:.1f} GB; "
+        sys.exit((DEEPSEEK_NOTE + "\n" if a.preset == "deepseek" else "") + f"refusing: this shape needs ~{need:.1f} GB (f32 expert weights {experts:.1f} GB, dense {dense:.1f} GB; "
                  f"moe.cpp holds raw + packed copies while packing), only {avail:.1f} GB available (see `free -g`)")
     return need, avail
 
@@ -201,6 +201,7 @@ def run_torch(a):
 def main():
     a = parse_args()
     need, avail = check_memory(a)
+    load = open("/proc/loadavg").read().split()[0]  # a shared machine: other work skews every figure
     d, f, E, k, T = a.emb_dim, a.hidden_dim, a.num_experts, a.top_k, a.tokens
     flops = 2.0 * T * k * 3 * d * f
     router_flops = 2.0 * T * d * E
@@ -224,7 +225,7 @@ def main():
     if a.json:
         out = {"config": {"preset": a.preset, "emb_dim": d, "hidden_dim": f, "num_experts": E, "top_k": k, "tokens": T,
                           "threads": a.threads, "routing": a.routing, "seconds": a.seconds, "seed": a.seed},
-               "memory_gb": {"estimated_need": need, "available": avail},
+               "memory_gb": {"estimated_need": need, "available": avail}, "loadavg_at_start": float(load),
                "expert_flops": flops, "ours": ours,
                "torch": {"version": torch.__version__, "blas": tr["blas"], "blas_kind": tr["blas_kind"],
                          "routing": tr["routing"], "naive": tr["naive"], "sorted": tr["sorted"],
@@ -245,7 +246,7 @@ def main():
         med_s = f"{med:10.3f}" if med is not None else f"{'-':>10}"
         print(f"{n:<30}{ms:10.3f}{med_s}{g:10.1f}   {'' if ratio is None else f'{ratio:.3g}'}")
     c = ours["ceilings"]
-    print(f"ceilings: FMA {c['fma_gflops']:.0f} GFLOP/s, triad {c['triad_gbps']:.1f} GB/s")
+    print(f"ceilings: FMA {c['fma_gflops']:.0f} GFLOP/s, triad {c['triad_gbps']:.1f} GB/s; load average at start {load}")
     ro, rt = ours["routing"], tr["routing"]
     print(f"routing: ours {ro['active_experts']} active experts, max/mean {ro['max_over_mean']:.2f}; "
           f"torch {rt['active_experts']} active, max/mean {rt['max_over_mean']:.2f} (same distribution, other draws)")

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -37,6 +38,10 @@ struct PackedExperts {
 };
 
 PackedExperts pack_experts(const ExpertConfig& config, const ExpertWeights<float>& w, DType weights = DType::f32);
+// The same, one expert at a time: fill(e, gate, up, down) writes expert e's f32 weights ([I, H],
+// [I, H], [H, I]) into scratch buffers, so packing never holds more than one raw expert.
+PackedExperts pack_experts(const ExpertConfig& config, int64_t n_experts, int64_t d_model, DType weights,
+                           const std::function<void(int64_t e, float* gate, float* up, float* down)>& fill);
 
 struct FastExpertsOptions {
   int threads = 0;  // 0 = all cores (OpenMP default)

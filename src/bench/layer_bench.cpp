@@ -135,13 +135,21 @@ json run_layer_bench(const LayerBenchConfig& c) {
   std::vector<float> x = randv(T * H, 1.0), router_w = randv(E * H, sh);
   ExpertConfig ec{ExpertAct::swiglu, I, false, 1.702, 7.0};
   double t0 = now();
+  // Expert weights: packed one expert at a time, so only the packed copy is ever resident
+  // (DeepSeek-sized layers fit); the training path needs the raw f32 stacks as well.
+  std::vector<float> gate, up, down;
   PackedExperts experts;
-  std::vector<float> gate = randv(E * I * H, sh), up = randv(E * I * H, sh), down = randv(E * H * I, si);
-  const ExpertWeights<float> raw{E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr};
-  experts = pack_experts(ec, raw, wdt);
-  if (!c.backward) {  // the raw weights are only needed by the training path
-    std::vector<float>().swap(gate), std::vector<float>().swap(up), std::vector<float>().swap(down);
+  if (c.backward) {
+    gate = randv(E * I * H, sh), up = randv(E * I * H, sh), down = randv(E * H * I, si);
+    experts = pack_experts(ec, {E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, wdt);
+  } else {
+    experts = pack_experts(ec, E, H, wdt, [&](int64_t, float* g, float* u, float* d) {
+      for (int64_t i = 0; i < I * H; ++i) g[i] = static_cast<float>(sh * rng.normal());
+      for (int64_t i = 0; i < I * H; ++i) u[i] = static_cast<float>(sh * rng.normal());
+      for (int64_t i = 0; i < H * I; ++i) d[i] = static_cast<float>(si * rng.normal());
+    });
   }
+  const ExpertWeights<float> raw{E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr};
   const double pack_ms = (now() - t0) * 1e3;
   const PackedLinear router = pack_linear(router_w.data(), E, H);
   // Dense FFN with the same active FLOPs: width k·I, every token.

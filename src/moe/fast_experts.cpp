@@ -70,22 +70,28 @@ struct UpTask {
 };
 
 template <class L>
-void pack_weights(PackedExperts& p, const ExpertWeights<float>& w) {
+void allocate(PackedExperts& p) {
   using T = typename L::T;
-  const int64_t E = p.n_experts, H = p.d_model, I = p.hidden, Hp = L::kpad(H), Ip = L::kpad(I);
+  p.up = aligned_bytes(p.n_experts * p.up_panels * L::kpad(p.d_model) * kNR * static_cast<int64_t>(sizeof(T)));
+  p.down = aligned_bytes(p.n_experts * p.down_panels * L::kpad(p.hidden) * kNR * static_cast<int64_t>(sizeof(T)));
+}
+
+// Packs expert e of w (w.gate/up/down point at expert `src` within their stacks).
+template <class L>
+void pack_expert(PackedExperts& p, const ExpertWeights<float>& w, int64_t e, int64_t src) {
+  using T = typename L::T;
+  const int64_t H = p.d_model, I = p.hidden, Hp = L::kpad(H), Ip = L::kpad(I);
   const bool gated = is_gated(p.config.act);
-  p.up = aligned_bytes(E * p.up_panels * Hp * kNR * static_cast<int64_t>(sizeof(T)));
-  p.down = aligned_bytes(E * p.down_panels * Ip * kNR * static_cast<int64_t>(sizeof(T)));
   T* up = reinterpret_cast<T*>(p.up.get());
   T* down = reinterpret_cast<T*>(p.down.get());
-  for (int64_t e = 0; e < E; ++e) {
+  {
     for (int64_t q = 0; q < p.up_panels; ++q) {
       T* B = up + (e * p.up_panels + q) * Hp * kNR;
       for (int64_t j = 0; j < p.hidden_per_panel; ++j) {
         const int64_t i = q * p.hidden_per_panel + j;
         if (i >= I) break;
-        const float* gr = gated ? w.gate + (e * I + i) * H : nullptr;
-        const float* ur = w.up + (e * I + i) * H;
+        const float* gr = gated ? w.gate + (src * I + i) * H : nullptr;
+        const float* ur = w.up + (src * I + i) * H;
         for (int64_t k = 0; k < H; ++k) {
           if (gated) {
             B[L::b_at(k, j)] = L::from(gr[k]);
@@ -99,7 +105,7 @@ void pack_weights(PackedExperts& p, const ExpertWeights<float>& w) {
     for (int64_t q = 0; q < p.down_panels; ++q) {
       T* B = down + (e * p.down_panels + q) * Ip * kNR;
       for (int64_t j = 0; j < kNR && q * kNR + j < H; ++j) {
-        const float* dr = w.down + (e * H + q * kNR + j) * I;
+        const float* dr = w.down + (src * H + q * kNR + j) * I;
         for (int64_t k = 0; k < I; ++k) B[L::b_at(k, j)] = L::from(dr[k]);
       }
     }
@@ -223,24 +229,56 @@ int64_t PackedExperts::weight_bytes() const {
   return gated * d_model * hidden * es;
 }
 
-PackedExperts pack_experts(const ExpertConfig& c, const ExpertWeights<float>& w, DType weights) {
+namespace {
+
+PackedExperts layout(const ExpertConfig& c, int64_t E, int64_t H, DType weights) {
   if (weights != DType::f32 && weights != DType::bf16) {
     throw InvalidInput(std::string("[fast_experts] weight type ") + dtype_name(weights) + " is not one of: F32, BF16");
   }
   PackedExperts p;
   p.config = c;
   p.weight_dtype = weights;
-  p.n_experts = w.n_experts;
-  p.d_model = w.d_model;
-  p.hidden = w.hidden;
+  p.n_experts = E;
+  p.d_model = H;
+  p.hidden = c.hidden;
   p.hidden_per_panel = is_gated(c.act) ? kNR / 2 : kNR;
-  p.up_panels = (w.hidden + p.hidden_per_panel - 1) / p.hidden_per_panel;
-  p.down_panels = (w.d_model + kNR - 1) / kNR;
+  p.up_panels = (c.hidden + p.hidden_per_panel - 1) / p.hidden_per_panel;
+  p.down_panels = (H + kNR - 1) / kNR;
   if (weights == DType::bf16) {
-    pack_weights<Bf16>(p, w);
+    allocate<Bf16>(p);
   } else {
-    pack_weights<F32>(p, w);
+    allocate<F32>(p);
   }
+  return p;
+}
+
+void pack_one(PackedExperts& p, const ExpertWeights<float>& w, int64_t e, int64_t src) {
+  if (p.weight_dtype == DType::bf16) {
+    pack_expert<Bf16>(p, w, e, src);
+  } else {
+    pack_expert<F32>(p, w, e, src);
+  }
+}
+
+}  // namespace
+
+PackedExperts pack_experts(const ExpertConfig& c, int64_t E, int64_t H, DType weights,
+                           const std::function<void(int64_t, float*, float*, float*)>& fill) {
+  PackedExperts p = layout(c, E, H, weights);
+  const int64_t I = c.hidden;
+  std::vector<float> gate(static_cast<size_t>(I * H)), up(static_cast<size_t>(I * H)), down(static_cast<size_t>(H * I));
+  for (int64_t e = 0; e < E; ++e) {
+    fill(e, gate.data(), up.data(), down.data());
+    pack_one(p, {1, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, e, 0);
+  }
+  return p;
+}
+
+PackedExperts pack_experts(const ExpertConfig& c0, const ExpertWeights<float>& w, DType weights) {
+  ExpertConfig c = c0;
+  c.hidden = w.hidden;
+  PackedExperts p = layout(c, w.n_experts, w.d_model, weights);
+  for (int64_t e = 0; e < w.n_experts; ++e) pack_one(p, w, e, e);
   const int64_t E = w.n_experts, H = w.d_model, I = w.hidden;
   if (w.up_bias) p.up_bias.assign(w.up_bias, w.up_bias + E * I);
   if (w.gate_bias) p.gate_bias.assign(w.gate_bias, w.gate_bias + E * I);
