@@ -1,13 +1,21 @@
 #include "kernels/cpu/microkernel.h"
 
+#include <cstdlib>
+#include <string>
+
 namespace moe::cpu {
 
 Isa detected_isa() {
   static const Isa isa = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
-    return Isa::scalar;
+    Isa best = Isa::scalar;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
+    if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
+    const char* want = std::getenv("MOE_ISA");
+    if (!want) return best;
+    const std::string w(want);
+    const Isa asked = w == "scalar" ? Isa::scalar : w == "avx2" ? Isa::avx2 : Isa::avx512;
+    return static_cast<int>(asked) < static_cast<int>(best) ? asked : best;
   }();
   return isa;
 }
@@ -24,7 +32,8 @@ const char* isa_name(Isa isa) {
 TileF32 tile_f32(Isa isa) {
   switch (isa) {
     case Isa::avx512: return tile_f32_avx512;
-    default: return tile_f32_scalar;  // AVX2 kernel: not written yet; the portable one is correct everywhere
+    case Isa::avx2: return tile_f32_avx2;
+    default: return tile_f32_scalar;
   }
 }
 

@@ -16,6 +16,8 @@ constexpr int kMaxMR = 12;   // rows per A micro-panel (24 accumulators + B + br
 using TileF32 = void (*)(int64_t K, const float* A, const float* B, float* C, int mr);
 
 enum class Isa { scalar, avx2, avx512 };
+// The best ISA this CPU supports, or the one the MOE_ISA environment variable names (scalar,
+// avx2, avx512; never more than the CPU has), read once.
 Isa detected_isa();
 const char* isa_name(Isa isa);
 
@@ -35,5 +37,6 @@ void tile_bf16_avx512(int64_t Kp, const uint16_t* A, const uint16_t* B, float* C
 // Per-ISA entry points (defined in their own translation units, compiled with their flags).
 void tile_f32_scalar(int64_t K, const float* A, const float* B, float* C, int mr);
 void tile_f32_avx512(int64_t K, const float* A, const float* B, float* C, int mr);
+void tile_f32_avx2(int64_t K, const float* A, const float* B, float* C, int mr);
 
 }  // namespace moe::cpu
