@@ -147,6 +147,8 @@ void forward(const PackedExperts& p, const Routing& r, const float* weights, con
   {
     thread_local std::vector<T> apack;
     alignas(64) float C[kMaxMR * kNR];
+    float Hv[kMaxMR * 16];
+    const cpu::SwigluTile swiglu = cpu::swiglu_tile(cpu::detected_isa());
     if (static_cast<int64_t>(apack.size()) < mc * Hp) apack.resize(static_cast<size_t>(mc * Hp));
 
 #pragma omp for schedule(dynamic, 1)
@@ -170,15 +172,25 @@ void forward(const PackedExperts& p, const Routing& r, const float* weights, con
             const int64_t mr = panel_rows(n, pr);
             L::tile(Hp, apack.data() + (pr - m0) * Hp, B, C, static_cast<int>(mr));
             T* hpanel = hp + (r0 + pr) * Ip;
-            for (int64_t j = 0; j < hpp; ++j) {  // epilogue: bias, activation, packed store
-              const int64_t hid = q * hpp + j;
-              if (hid >= I) break;
-              const float gb = p.gate_bias.empty() ? 0.0f : p.gate_bias[e * I + hid];
-              const float ub = p.up_bias.empty() ? 0.0f : p.up_bias[e * I + hid];
-              for (int64_t i = 0; i < mr; ++i) {
-                const float g = gated ? C[i * kNR + j] + gb : 0.0f;
-                const float u = (gated ? C[i * kNR + 16 + j] : C[i * kNR + j]) + ub;
-                hpanel[L::a_at(hid, i, mr)] = L::from(activate(c, g, u));
+            const int64_t h0 = q * hpp, nh = std::min<int64_t>(hpp, I - h0);
+            const bool has_bias = !(p.gate_bias.empty() && p.up_bias.empty());
+            if (swiglu && c.act == ExpertAct::swiglu && (nh == hpp || !has_bias)) {
+              // Vectorised SwiGLU on the tile, then the store into the packed layout.
+              swiglu(C, p.gate_bias.empty() ? nullptr : p.gate_bias.data() + e * I + h0,
+                     p.up_bias.empty() ? nullptr : p.up_bias.data() + e * I + h0, static_cast<int>(mr), Hv);
+              for (int64_t j = 0; j < nh; ++j)
+                for (int64_t i = 0; i < mr; ++i) hpanel[L::a_at(h0 + j, i, mr)] = L::from(Hv[i * 16 + j]);
+            } else {
+              for (int64_t j = 0; j < hpp; ++j) {  // epilogue: bias, activation, packed store
+                const int64_t hid = q * hpp + j;
+                if (hid >= I) break;
+                const float gb = p.gate_bias.empty() ? 0.0f : p.gate_bias[e * I + hid];
+                const float ub = p.up_bias.empty() ? 0.0f : p.up_bias[e * I + hid];
+                for (int64_t i = 0; i < mr; ++i) {
+                  const float g = gated ? C[i * kNR + j] + gb : 0.0f;
+                  const float u = (gated ? C[i * kNR + 16 + j] : C[i * kNR + j]) + ub;
+                  hpanel[L::a_at(hid, i, mr)] = L::from(activate(c, g, u));
+                }
               }
             }
             if (Ip > I && q == p.up_panels - 1) {

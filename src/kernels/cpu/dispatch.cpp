@@ -37,6 +37,8 @@ TileF32 tile_f32(Isa isa) {
   }
 }
 
+SwigluTile swiglu_tile(Isa isa) { return isa == Isa::avx512 ? swiglu_tile_avx512 : nullptr; }
+
 bool has_avx512_bf16() {
   static const bool yes = [] {
     __builtin_cpu_init();

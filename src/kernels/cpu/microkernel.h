@@ -34,6 +34,12 @@ inline TileBf16 tile_bf16() { return tile_bf16(detected_isa()); }
 void tile_bf16_scalar(int64_t Kp, const uint16_t* A, const uint16_t* B, float* C, int mr);
 void tile_bf16_avx512(int64_t Kp, const uint16_t* A, const uint16_t* B, float* C, int mr);
 
+// SwiGLU epilogue of a gate/up tile: H[i][j] = silu(C[i][j] + gb[j]) · (C[i][16 + j] + ub[j]) for
+// j < 16 (biases may be null). Null when the CPU has no vector version (callers go scalar).
+using SwigluTile = void (*)(const float* C, const float* gate_bias, const float* up_bias, int mr, float* H);
+SwigluTile swiglu_tile(Isa isa);
+void swiglu_tile_avx512(const float* C, const float* gate_bias, const float* up_bias, int mr, float* H);
+
 // Per-ISA entry points (defined in their own translation units, compiled with their flags).
 void tile_f32_scalar(int64_t K, const float* A, const float* B, float* C, int mr);
 void tile_f32_avx512(int64_t K, const float* A, const float* B, float* C, int mr);
