@@ -74,8 +74,10 @@ struct LayerInputs {
   const void* noise = nullptr;       // [T, E] standard normal (noisy routers), dtype T
   const void* jitter = nullptr;      // [T, H] multiplicative factors (Mixtral jitter), dtype T
   const uint8_t* mask = nullptr;     // [T] 1 = real token (HF load-balancing loss)
-  // Inference: with need_backward false, float layers run the routed experts on the fast grouped
-  // kernels (include/moe/fast_experts.h), over `packed` if given (else packed for this call).
+  // Float layers run the routed experts on the fast grouped kernels (include/moe/fast_experts.h):
+  // with need_backward false the inference path over `packed` (packed for this call if null),
+  // else the training path, whose backward is grouped the same way. Double layers stay on the
+  // float64 reference (the finite-difference tests' path).
   bool need_backward = true;
   const PackedExperts* packed = nullptr;
 };
@@ -91,6 +93,8 @@ struct MoeLayerState {
   std::vector<T> shared_gate;       // [T] sigmoid values
   std::map<std::string, double> losses;  // unscaled values, and "aux_total"
   bool fast = false;                     // experts ran on the fast path: no backward possible
+  bool fast_train = false;               // experts ran on the fast training path (float)
+  FastTrainState fast_state;
   // Soft MoE
   std::vector<T> soft_logits, soft_dispatch, soft_combine, soft_slots;  // [T,S], [T,S], [T,S], [S,H]
   std::vector<T> soft_xn, soft_phin;                                      // normalised x, Φ

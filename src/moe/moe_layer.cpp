@@ -104,8 +104,14 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
   const Routing& r = st.router.routing;
 
   st.fast = false;
+  st.fast_train = false;
   if constexpr (std::is_same_v<T, float>) {
-    if (!in.need_backward) {
+    if (in.need_backward) {
+      st.fast_train = true;
+      st.experts = {};
+      fast_experts_train_forward(c.expert, detail::expert_view<float>(w, H), r, st.router.weights.data(), st.x_in.data(),
+                                 y, st.fast_state);
+    } else {
       st.fast = true;
       st.experts = {};
       if (in.packed) {
@@ -116,7 +122,7 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
       }
     }
   }
-  if (!st.fast) {
+  if (!st.fast && !st.fast_train) {
     experts_forward(c.expert, detail::expert_view<T>(w, H), r, st.x_in.data(), st.experts);
     for (int64_t row = 0; row < r.n_kept(); ++row) {
       const int32_t s = r.rows[row];
@@ -163,8 +169,16 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
   } else {
     const Routing& r = st.router.routing;
     std::vector<T> dweights(static_cast<size_t>(r.n_slots()), T(0));
-    std::vector<T> dout(static_cast<size_t>(r.n_kept() * H));
-    for (int64_t row = 0; row < r.n_kept(); ++row) {
+    bool experts_done = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (st.fast_train) {
+        fast_experts_backward(c.expert, detail::expert_view<float>(w, H), r, st.router.weights.data(), st.x_in.data(),
+                              st.fast_state, dy, dx_in.data(), detail::expert_grads<float>(g), dweights.data());
+        experts_done = true;
+      }
+    }
+    std::vector<T> dout(experts_done ? 0 : static_cast<size_t>(r.n_kept() * H));
+    for (int64_t row = 0; row < r.n_kept() && !experts_done; ++row) {
       const int32_t s = r.rows[row];
       const T* dyt = dy + static_cast<int64_t>(r.slot_token[s]) * H;
       dweights[s] = static_cast<T>(ref::dot(st.experts.out.data() + row * H, dyt, H));
@@ -180,8 +194,10 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
         for (int64_t h = 0; h < H; ++h) dx_in[t * H + h] += static_cast<T>(wt * static_cast<double>(dy[t * H + h]));
       }
     }
-    experts_backward(c.expert, detail::expert_view<T>(w, H), r, st.x_in.data(), st.experts, dout.data(),
-                     dx_in.data(), detail::expert_grads<T>(g));
+    if (!experts_done) {
+      experts_backward(c.expert, detail::expert_view<T>(w, H), r, st.x_in.data(), st.experts, dout.data(),
+                       dx_in.data(), detail::expert_grads<T>(g));
+    }
 
     if (c.shared_hidden > 0) {
       ExpertConfig sc{c.shared_act, c.shared_hidden, false, c.expert.alpha, c.expert.limit};
