@@ -13,6 +13,7 @@
 #include "moe/error.h"
 #include "moe/estimate.h"
 #include "moe/model_count.h"
+#include "util/json_file.h"
 
 namespace moe::cli {
 
@@ -36,20 +37,8 @@ struct EstimateFlags {
   bool json = false;
 };
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidInput("[config] " + path + ": cannot open the file");
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InvalidInput("[config] " + path + ": not valid JSON: " + e.what());
-  }
-}
-
 int run_model(const EstimateFlags& f) {
-  estimate::ModelArch arch = estimate::model_arch_from_hf_config(read_json_file(f.config));
+  estimate::ModelArch arch = estimate::model_arch_from_hf_config(util::read_json_file(f.config, "[config]"));
   estimate::ModelCount count = estimate::count_model(arch, f.dtype, f.context);
   if (f.json) {
     nlohmann::json j = estimate::model_report_json(count);

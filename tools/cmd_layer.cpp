@@ -15,6 +15,7 @@
 #include "moe/moe_layer.h"
 #include "moe/rng.h"
 #include "moe/safetensors.h"
+#include "util/json_file.h"
 
 namespace moe::cli {
 
@@ -25,18 +26,6 @@ struct LayerFlags {
   bool training = false;
   uint64_t seed = 0;
 };
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidInput("[layer] " + path + ": cannot open the config");
-  std::stringstream s;
-  s << in.rdbuf();
-  try {
-    return nlohmann::json::parse(s.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InvalidInput("[layer] " + path + ": not valid JSON: " + e.what());
-  }
-}
 
 // A floating tensor of the file as doubles, refusing NaN/Inf.
 std::vector<double> finite_values(const SafetensorsFile& f, const std::string& name, const std::string& shown) {
@@ -64,7 +53,7 @@ std::vector<T> cast(const std::vector<double>& v) {
 template <class T>
 int run_typed(const LayerFlags& f) {
   const DType dt = dtype_of<T>();
-  const nlohmann::json cj = read_json(f.config);
+  const nlohmann::json cj = util::read_json_file(f.config, "[layer]");
   const std::string type = layer_model_type(cj);
   const MoeLayerConfig cfg = layer_config_from_json(cj);
   const int64_t H = cfg.d_model, E = cfg.router.n_experts;

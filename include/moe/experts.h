@@ -71,6 +71,13 @@ template <class T>
 void experts_backward(const ExpertConfig& config, const ExpertWeights<T>& w, const Routing& routing, const T* x,
                       const ExpertActivations<T>& acts, const T* dout, T* dx, const ExpertGrads<T>& grads);
 
+// The activation h(g, u) of one hidden unit and its partial derivatives (g: gate pre-activation,
+// unused by the non-gated activations; u: up pre-activation), in float64.
+struct ActivationGrad {
+  double h, dg, du;
+};
+ActivationGrad expert_activation(const ExpertConfig& config, double g, double u);
+
 // A routing that sends every token to expert 0 (dense FFNs and shared experts reuse the experts).
 Routing dense_routing(int64_t n_tokens);
 

@@ -9,14 +9,7 @@
 
 namespace moe {
 
-namespace {
-
-// h = act(g, u) and its partial derivatives (dh/dg, dh/du).
-struct ActGrad {
-  double h, dg, du;
-};
-
-ActGrad activate(const ExpertConfig& c, double g, double u) {
+ActivationGrad expert_activation(const ExpertConfig& c, double g, double u) {
   switch (c.act) {
     case ExpertAct::swiglu: {
       const ref::ValueGrad s = ref::silu(g);
@@ -45,8 +38,6 @@ ActGrad activate(const ExpertConfig& c, double g, double u) {
   }
   return {0, 0, 0};
 }
-
-}  // namespace
 
 ExpertAct parse_expert_act(const std::string& name) {
   if (name == "swiglu" || name == "silu") return ExpertAct::swiglu;
@@ -103,7 +94,7 @@ void experts_forward(const ExpertConfig& c, const ExpertWeights<T>& w, const Rou
       ref::linear(a.pre_up.data() + row * I, xt, wu, bu, 1, H, I);
       for (int64_t i = 0; i < I; ++i) {
         const double g = gated ? static_cast<double>(a.pre_gate[row * I + i]) : 0.0;
-        a.hidden[row * I + i] = static_cast<T>(activate(c, g, static_cast<double>(a.pre_up[row * I + i])).h);
+        a.hidden[row * I + i] = static_cast<T>(expert_activation(c, g, static_cast<double>(a.pre_up[row * I + i])).h);
       }
       ref::linear(a.out.data() + row * H, a.hidden.data() + row * I, wd, bd, 1, I, H);
     }
@@ -140,7 +131,7 @@ void experts_backward(const ExpertConfig& c, const ExpertWeights<T>& w, const Ro
       }
       for (int64_t i = 0; i < I; ++i) {
         const double gv = gated ? static_cast<double>(a.pre_gate[row * I + i]) : 0.0;
-        const ActGrad d = activate(c, gv, static_cast<double>(a.pre_up[row * I + i]));
+        const ActivationGrad d = expert_activation(c, gv, static_cast<double>(a.pre_up[row * I + i]));
         dgate[i] = dh[i] * d.dg;
         dup[i] = dh[i] * d.du;
       }

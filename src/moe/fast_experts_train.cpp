@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/ref/kernels.h"
+#include "moe/experts.h"
 #include "moe/error.h"
 #include "moe/fast_experts.h"
 
@@ -19,37 +20,6 @@ namespace {
 
 using cpu::gemm_f32;
 using cpu::MatView;
-
-// h = act(g, u) with partial derivatives, in double for the few elementwise ops.
-struct ActGrad {
-  double h, dg, du;
-};
-ActGrad activate(const ExpertConfig& c, double g, double u) {
-  switch (c.act) {
-    case ExpertAct::swiglu: {
-      const ref::ValueGrad s = ref::silu(g);
-      return {s.v * u, s.d * u, s.v};
-    }
-    case ExpertAct::gpt_oss_swiglu: {
-      const ref::ValueGrad gc = ref::clamp(g, -INFINITY, c.limit), uc = ref::clamp(u, -c.limit, c.limit);
-      const double s = ref::sigmoid(c.alpha * gc.v), glu = gc.v * s, dglu = s + gc.v * c.alpha * s * (1 - s);
-      return {(uc.v + 1) * glu, (uc.v + 1) * dglu * gc.d, glu * uc.d};
-    }
-    case ExpertAct::gelu: {
-      const ref::ValueGrad a = ref::gelu_erf(u);
-      return {a.v, 0, a.d};
-    }
-    case ExpertAct::gelu_tanh: {
-      const ref::ValueGrad a = ref::gelu_tanh(u);
-      return {a.v, 0, a.d};
-    }
-    case ExpertAct::relu: {
-      const ref::ValueGrad a = ref::relu(u);
-      return {a.v, 0, a.d};
-    }
-  }
-  return {0, 0, 0};
-}
 
 std::vector<int32_t> row_tokens(const Routing& r) {
   std::vector<int32_t> tok(static_cast<size_t>(r.n_kept()));
@@ -84,7 +54,7 @@ void fast_experts_train_forward(const ExpertConfig& c, const ExpertWeights<float
         const int64_t at = (r0 + i) * I + j;
         if (gated && w.gate_bias) st.pre_gate[at] += w.gate_bias[e * I + j];
         if (w.up_bias) st.pre_up[at] += w.up_bias[e * I + j];
-        st.hidden[at] = static_cast<float>(activate(c, gated ? st.pre_gate[at] : 0.0f, st.pre_up[at]).h);
+        st.hidden[at] = static_cast<float>(expert_activation(c, gated ? st.pre_gate[at] : 0.0f, st.pre_up[at]).h);
       }
     }
     gemm_f32(n, H, I, {st.hidden.data() + r0 * I, I, 1}, {w.down + e * H * I, 1, I}, st.out.data() + r0 * H, H, false, threads);
@@ -143,7 +113,7 @@ void fast_experts_backward(const ExpertConfig& c, const ExpertWeights<float>& w,
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = 0; j < I; ++j) {
         const int64_t at = (r0 + i) * I + j;
-        const ActGrad d = activate(c, gated ? st.pre_gate[at] : 0.0f, st.pre_up[at]);
+        const ActivationGrad d = expert_activation(c, gated ? st.pre_gate[at] : 0.0f, st.pre_up[at]);
         dgate[i * I + j] = static_cast<float>(gbuf[i * I + j] * d.dg);
         dup[i * I + j] = static_cast<float>(gbuf[i * I + j] * d.du);
       }
