@@ -324,8 +324,8 @@ void gemm_case(const Shape& s, int threads, bool bf, int rounds) {
           strm.wait();
         });
   }
-  // OpenBLAS (f32 only: Debian's 0.3.21 is built without sbgemm).
-  if (!bf) {
+  // OpenBLAS (f32 only: Debian's 0.3.21 is built without sbgemm); NO_OPENBLAS=1 leaves it out.
+  if (!bf && !std::getenv("NO_OPENBLAS")) {
     const float* wall = reinterpret_cast<const float*>(copies_of(W.data(), W.size() * 4));
     add(std::string("OpenBLAS sgemm (") + openblas_get_corename() + ")", [=](int64_t it) {
       openblas_set_num_threads(threads);
