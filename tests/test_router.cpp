@@ -14,7 +14,7 @@ namespace {
 RouterState<double> route(const RouterConfig& c, const std::vector<double>& logits, int64_t group, const double* sel_bias = nullptr) {
   RouterState<double> st;
   const int64_t T = static_cast<int64_t>(logits.size()) / c.n_experts;
-  router_forward<double>(c, logits.data(), nullptr, sel_bias, nullptr, nullptr, T, group, false, st);
+  router_forward<double>(c, logits.data(), sel_bias, nullptr, nullptr, T, group, false, st);
   return st;
 }
 
@@ -157,6 +157,6 @@ TEST(Router, RejectsBadConfigs) {
   expect_bad(c, "n_experts=0");
   RouterState<double> st;
   const std::vector<double> logits(4 * 6, 0.0);
-  EXPECT_THROW(router_forward<double>(topk(4, 1), logits.data(), nullptr, nullptr, nullptr, nullptr, 6, 4, false, st),
+  EXPECT_THROW(router_forward<double>(topk(4, 1), logits.data(), nullptr, nullptr, nullptr, 6, 4, false, st),
                InvalidInput);  // group size 4 does not divide 6 tokens
 }

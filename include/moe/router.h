@@ -34,7 +34,7 @@ struct RouterConfig {
   double norm_eps = 0.0;             // DeepSeek: 1e-20
   double scale = 1.0;                // routed_scaling_factor
   bool scale_only_unnormalized = false;  // DeepSeek-V2 remote code: scale only when not normalising
-  bool logit_bias = false;           // GPT-OSS router bias, added to the logits (trained)
+  bool logit_bias = false;           // the router Linear has a bias [E] (GPT-OSS; trained): part of the raw logits
   bool selection_bias = false;       // DeepSeek-V3 e_score_correction_bias: selection only (not trained)
   bool bf16_logits = false;          // round logits to bf16 before selection (HF bf16 parity)
   // group-limited selection
@@ -69,11 +69,10 @@ struct RouterState {
   std::vector<T> noise_grad;     // [T, E] shazeer: d(logits)/d(noise logits) = ε·sigmoid(noise logits)
 };
 
-// logits: [T, E] raw router logits (x·Wᵀ). bias: [E] logit bias (logit_bias) or null.
-// selection_bias: [E] (selection_bias) or null. noise: [T, E] standard-normal samples, used when
+// logits: [T, E] raw router logits (x·Wᵀ + bias). selection_bias: [E] (selection_bias) or null. noise: [T, E] standard-normal samples, used when
 // training with noise; noise_logits: [T, E] (shazeer) or null. group_tokens: tokens per group.
 template <class T>
-void router_forward(const RouterConfig& config, const T* logits, const T* bias, const T* selection_bias,
+void router_forward(const RouterConfig& config, const T* logits, const T* selection_bias,
                     const T* noise, const T* noise_logits, int64_t n_tokens, int64_t group_tokens,
                     bool training, RouterState<T>& state);
 

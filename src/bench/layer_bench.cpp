@@ -172,7 +172,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
   RouterState<float> rs;
   const Timing t_router = time_it([&] {
     fast_linear(router, x.data(), T, logits.data(), opt);
-    router_forward<float>(rc, logits.data(), nullptr, nullptr, nullptr, nullptr, T, T, false, rs);
+    router_forward<float>(rc, logits.data(), nullptr, nullptr, nullptr, T, T, false, rs);
   }, c.min_seconds / 2);
   const Timing t_experts = time_it([&] { fast_experts_forward(experts, routing, weights.data(), x.data(), y.data(), opt); }, c.min_seconds);
   const Timing t_dense = time_it([&] { fast_experts_forward(dense, all, ones.data(), x.data(), y.data(), opt); }, c.min_seconds);

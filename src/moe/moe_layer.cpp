@@ -88,7 +88,7 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
     return;
   }
 
-  // Router: the layer adds the logit bias itself, so the router sees final raw logits.
+  // Router: raw logits include the router bias (its gradient is Σ_t dlogits).
   st.raw_logits.assign(static_cast<size_t>(Tn * E), T(0));
   ref::linear(st.raw_logits.data(), st.x_in.data(), w.router_w.as<T>(), ptr<T>(w.router_b), Tn, H, E);
   st.noise_logits.clear();
@@ -96,9 +96,7 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
     st.noise_logits.assign(static_cast<size_t>(Tn * E), T(0));
     ref::linear(st.noise_logits.data(), st.x_in.data(), w.noise_w.as<T>(), static_cast<const T*>(nullptr), Tn, H, E);
   }
-  RouterConfig rc = c.router;
-  rc.logit_bias = false;
-  router_forward(rc, st.raw_logits.data(), static_cast<const T*>(nullptr), ptr<T>(w.selection_bias),
+  router_forward(c.router, st.raw_logits.data(), ptr<T>(w.selection_bias),
                  static_cast<const T*>(in.noise), st.noise_logits.empty() ? nullptr : st.noise_logits.data(), Tn,
                  in.group_tokens, in.training, st.router);
   const Routing& r = st.router.routing;

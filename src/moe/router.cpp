@@ -120,7 +120,7 @@ int64_t router_capacity(const RouterConfig& c, int64_t group_tokens) {
 }
 
 template <class T>
-void router_forward(const RouterConfig& c, const T* logits, const T* bias, const T* selection_bias, const T* noise,
+void router_forward(const RouterConfig& c, const T* logits, const T* selection_bias, const T* noise,
                     const T* noise_logits, int64_t n_tokens, int64_t group_tokens, bool training,
                     RouterState<T>& st) {
   validate_router(c);
@@ -131,10 +131,9 @@ void router_forward(const RouterConfig& c, const T* logits, const T* bias, const
   const bool add_noise = training && c.noise != NoiseKind::none;
   if (add_noise && !noise) bad("noise samples missing for a noisy router in training");
   if (add_noise && c.noise == NoiseKind::shazeer && !noise_logits) bad("shazeer noise needs the noise projection");
-  if (c.logit_bias && !bias) bad("logit_bias is on but no router bias was given");
   if (c.selection_bias && !selection_bias) bad("selection_bias is on but no selection bias was given");
 
-  // Effective logits: raw (+ bias) (+ noise), optionally rounded to bf16 as a bf16 model would.
+  // Effective logits: raw (+ noise), optionally rounded to bf16 as a bf16 model would.
   st.logits.assign(logits, logits + Tn * E);
   st.noise_grad.clear();
   if (add_noise && c.noise == NoiseKind::shazeer) st.noise_grad.assign(static_cast<size_t>(Tn * E), T(0));
@@ -143,7 +142,6 @@ void router_forward(const RouterConfig& c, const T* logits, const T* bias, const
     for (int64_t e = 0; e < E; ++e) {
       const int64_t i = t * E + e;
       double z = static_cast<double>(st.logits[i]);
-      if (c.logit_bias) z += static_cast<double>(bias[e]);
       if (add_noise && c.noise == NoiseKind::vmoe) z += sigma * static_cast<double>(noise[i]);
       if (add_noise && c.noise == NoiseKind::shazeer) {
         const double nl = static_cast<double>(noise_logits[i]);
@@ -311,7 +309,7 @@ void router_backward(const RouterConfig& c, const RouterState<T>& st, const T* d
 }
 
 #define MOE_INSTANTIATE_ROUTER(T)                                                                              \
-  template void router_forward<T>(const RouterConfig&, const T*, const T*, const T*, const T*, const T*, int64_t, \
+  template void router_forward<T>(const RouterConfig&, const T*, const T*, const T*, const T*, int64_t, \
                                   int64_t, bool, RouterState<T>&);                                                \
   template void router_backward<T>(const RouterConfig&, const RouterState<T>&, const T*, T*, T*);
 MOE_INSTANTIATE_ROUTER(float)
