@@ -61,7 +61,10 @@ double sum_of(const moe::Tensor& t) {
 
 std::string shape_text(const moe::Shape& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ',';  // appends: GCC 12 warns (-Wrestrict) on const char* + std::string
+    s += std::to_string(shape[i]);
+  }
   return s + "]";
 }
 
