@@ -7,6 +7,13 @@
 
 namespace moe {
 
+// Everything an Rng is, for checkpoints that resume bit-exactly.
+struct RngState {
+  uint64_t s[4] = {0, 0, 0, 0};
+  double spare = 0;
+  bool has_spare = false;
+};
+
 class Rng {
  public:
   explicit Rng(uint64_t seed) {
@@ -39,6 +46,19 @@ class Rng {
     spare_ = r * std::sin(2 * M_PI * u2);
     has_spare_ = true;
     return r * std::cos(2 * M_PI * u2);
+  }
+
+  RngState state() const {
+    RngState st;
+    for (int i = 0; i < 4; ++i) st.s[i] = s_[i];
+    st.spare = spare_;
+    st.has_spare = has_spare_;
+    return st;
+  }
+  void set_state(const RngState& st) {
+    for (int i = 0; i < 4; ++i) s_[i] = st.s[i];
+    spare_ = st.spare;
+    has_spare_ = st.has_spare;
   }
 
  private:
