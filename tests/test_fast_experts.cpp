@@ -185,6 +185,7 @@ TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
       {30, 50, 70, 8, 3, ExpertAct::gelu, false, 2.0},  // skewed, some experts empty
       {17, 33, 20, 4, 2, ExpertAct::gpt_oss_swiglu, true, 0},
       {21, 45, 400, 3, 1, ExpertAct::relu, false, 0},   // K blocking of the general GEMM (I > 384)
+      {40, 36, 52, 16, 4, ExpertAct::swiglu, true, 1.5}, // heavy experts run wide, the rest one per thread
   };
   uint64_t seed = 100;
   for (const Case& c : cases) {
@@ -225,12 +226,15 @@ TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
     experts_backward(cfg, w, r, x.data(), acts, dout.data(), want_dx.data(),
                      ExpertGrads<float>{rg.data(), ru.data(), rd.data(), rgb.data(), rub.data(), rdb.data()});
 
+    for (int threads : {1, 2, 3}) {
+    SCOPED_TRACE(::testing::Message() << "threads " << threads);
     FastTrainState st;
     std::vector<float> y(x.size()), dx(x.size(), 0.0f), fg(gate.size(), 0.0f), fu(up.size(), 0.0f), fd(down.size(), 0.0f),
         fgb(gb.size(), 0.0f), fub(ub.size(), 0.0f), fdb(db.size(), 0.0f), dw(static_cast<size_t>(r.n_slots()), -1.0f);
-    fast_experts_train_forward(cfg, w, r, wts.data(), x.data(), y.data(), st, {2});
+    fast_experts_train_forward(cfg, w, r, wts.data(), x.data(), y.data(), st, {threads});
     fast_experts_backward(cfg, w, r, wts.data(), x.data(), st, dy.data(), dx.data(),
-                          ExpertGrads<float>{fg.data(), fu.data(), fd.data(), fgb.data(), fub.data(), fdb.data()}, dw.data(), {2});
+                          ExpertGrads<float>{fg.data(), fu.data(), fd.data(), fgb.data(), fub.data(), fdb.data()}, dw.data(),
+                          {threads});
     auto close = [&](const std::vector<float>& got, const auto& want, const char* what) {
       double scale = 1e-3, err = 0;
       for (size_t i = 0; i < got.size(); ++i) {
@@ -249,6 +253,7 @@ TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
       close(fdb, rdb, "d down_bias");
       close(fub, rub, "d up_bias");
       if (is_gated(c.act)) close(fgb, rgb, "d gate_bias");
+    }
     }
   }
 }

@@ -39,6 +39,11 @@ TileF32 tile_f32(Isa isa) {
 
 SwigluTile swiglu_tile(Isa isa) { return isa == Isa::avx512 ? swiglu_tile_avx512 : nullptr; }
 
+SwigluRows swiglu_rows(Isa isa) { return isa == Isa::avx512 ? swiglu_rows_avx512 : nullptr; }
+SwigluBackwardRows swiglu_backward_rows(Isa isa) {
+  return isa == Isa::avx512 ? swiglu_backward_rows_avx512 : nullptr;
+}
+
 bool has_avx512_bf16() {
   static const bool yes = [] {
     __builtin_cpu_init();

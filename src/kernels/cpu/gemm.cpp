@@ -15,6 +15,49 @@ constexpr int64_t kKC = 384;  // K block: a 32-column B panel of 48 KiB stays in
 constexpr int64_t kNC = 256;  // N block: 8 panels, 384 KiB of packed B in L2
 constexpr int64_t kMC = 96;   // M block: 8 micro-panels of A
 
+// B panel [kc][32] from B(k0.., j0..j0+cols): reads along the operand's contiguous direction
+// (rows of a transposed weight are contiguous in k), zero-pads columns past `cols`.
+void pack_b_panel(const MatView& B, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* bp) {
+  if (B.cs == 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B.p + (k0 + k) * B.rs + j0;
+      std::copy(src, src + cols, bp + k * kNR);
+      std::fill(bp + k * kNR + cols, bp + (k + 1) * kNR, 0.0f);
+    }
+    return;
+  }
+  if (cols < kNR) std::fill(bp, bp + kc * kNR, 0.0f);
+  if (B.rs == 1) {
+    for (int64_t j = 0; j < cols; ++j) {
+      const float* src = B.p + k0 + (j0 + j) * B.cs;
+      for (int64_t k = 0; k < kc; ++k) bp[k * kNR + j] = src[k];
+    }
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = 0; j < cols; ++j) bp[k * kNR + j] = B.p[(k0 + k) * B.rs + (j0 + j) * B.cs];
+}
+
+// A micro-panel [kc][mr] from rows i0..i0+mr (gathered through `rows` when given).
+void pack_a_panel(const MatView& A, const int32_t* rows, int64_t i0, int64_t mr, int64_t k0, int64_t kc, float* ap) {
+  if (A.rs == 1 && !rows) {  // column-major A (a transposed operand): mr consecutive floats per k
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = A.p + i0 + (k0 + k) * A.cs;
+      for (int64_t i = 0; i < mr; ++i) ap[k * mr + i] = src[i];
+    }
+    return;
+  }
+  for (int64_t i = 0; i < mr; ++i) {
+    const int64_t row = rows ? rows[i0 + i] : i0 + i;
+    const float* src = A.p + row * A.rs + k0 * A.cs;
+    if (A.cs == 1) {
+      for (int64_t k = 0; k < kc; ++k) ap[k * mr + i] = src[k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) ap[k * mr + i] = src[k * A.cs];
+    }
+  }
+}
+
 }  // namespace
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, int64_t ldc, bool accumulate,
@@ -42,24 +85,14 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, i
       const int64_t kc = std::min(kKC, K - k0);
       const bool add = accumulate || k0 > 0;
       for (int64_t q = 0; q < panels; ++q) {  // pack B: panel q is [kc][32], zero-padded columns
-        float* bp = bbase + q * kc * kNR;
         const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
-        for (int64_t k = 0; k < kc; ++k) {
-          const float* src = B.p + (k0 + k) * B.rs + (n0 + q * kNR) * B.cs;
-          for (int64_t j = 0; j < cols; ++j) bp[k * kNR + j] = src[j * B.cs];
-          for (int64_t j = cols; j < kNR; ++j) bp[k * kNR + j] = 0.0f;
-        }
+        pack_b_panel(B, k0, kc, n0 + q * kNR, cols, bbase + q * kc * kNR);
       }
       for (int64_t m0 = 0; m0 < M; m0 += kMC) {
         const int64_t mc = std::min(kMC, M - m0);
         for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {  // pack A micro-panels [kc][mr]
           const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
-          float* ap = apack.data() + p0 * kc;
-          for (int64_t i = 0; i < mr; ++i) {
-            const int64_t row = rows ? rows[m0 + p0 + i] : m0 + p0 + i;
-            const float* src = A.p + row * A.rs + k0 * A.cs;
-            for (int64_t k = 0; k < kc; ++k) ap[k * mr + i] = src[k * A.cs];
-          }
+          pack_a_panel(A, rows, m0 + p0, mr, k0, kc, apack.data() + p0 * kc);
         }
         for (int64_t q = 0; q < panels; ++q) {
           const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);

@@ -40,6 +40,15 @@ using SwigluTile = void (*)(const float* C, const float* gate_bias, const float*
 SwigluTile swiglu_tile(Isa isa);
 void swiglu_tile_avx512(const float* C, const float* gate_bias, const float* up_bias, int mr, float* H);
 
+// Row-wise SwiGLU of the training path (h = silu(g)·u) and its backward (dg, du from dh), any n.
+// Null when the CPU has no vector version (callers go scalar).
+using SwigluRows = void (*)(const float* g, const float* u, float* h, int64_t n);
+using SwigluBackwardRows = void (*)(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+SwigluRows swiglu_rows(Isa isa);
+SwigluBackwardRows swiglu_backward_rows(Isa isa);
+void swiglu_rows_avx512(const float* g, const float* u, float* h, int64_t n);
+void swiglu_backward_rows_avx512(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+
 // Per-ISA entry points (defined in their own translation units, compiled with their flags).
 void tile_f32_scalar(int64_t K, const float* A, const float* B, float* C, int mr);
 void tile_f32_avx512(int64_t K, const float* A, const float* B, float* C, int mr);

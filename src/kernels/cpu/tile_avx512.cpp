@@ -86,3 +86,34 @@ void swiglu_tile_avx512(const float* C, const float* gate_bias, const float* up_
 }
 
 }  // namespace moe::cpu
+
+namespace moe::cpu {
+
+// Row-wise SwiGLU for the training path: h = silu(g)·u, and its backward
+// dg = dh·u·σ(g)·(1 + g·(1 − σ(g))), du = dh·silu(g). Masked tails, any n.
+void swiglu_rows_avx512(const float* g, const float* u, float* h, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+    const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+    _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(gv, sig), uv));
+  }
+}
+
+void swiglu_backward_rows_avx512(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+    const __m512 d = _mm512_maskz_loadu_ps(m, dh + i);
+    const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+    const __m512 silu = _mm512_mul_ps(gv, sig);
+    // σ(g)·(1 + g·(1 − σ)) = σ + silu·(1 − σ)
+    const __m512 dsilu = _mm512_fmadd_ps(silu, _mm512_sub_ps(one, sig), sig);
+    _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(d, uv), dsilu));
+    _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(d, silu));
+  }
+}
+
+}  // namespace moe::cpu
