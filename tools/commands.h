@@ -13,5 +13,8 @@ using Run = std::function<int()>;
 Run add_estimate(CLI::App& app);
 Run add_layer(CLI::App& app);
 Run add_bench(CLI::App& app);
+Run add_train(CLI::App& app);
+Run add_generate(CLI::App& app);
+Run add_data(CLI::App& app);
 
 }  // namespace moe::cli

@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   moe::cli::Run estimate = moe::cli::add_estimate(app);
   moe::cli::Run layer = moe::cli::add_layer(app);
   moe::cli::Run bench = moe::cli::add_bench(app);
+  moe::cli::Run train = moe::cli::add_train(app);
+  moe::cli::Run generate = moe::cli::add_generate(app);
+  moe::cli::Run data = moe::cli::add_data(app);
 
   try {
     app.parse(argc, argv);
@@ -30,6 +33,9 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("estimate")) return estimate();
     if (app.got_subcommand("layer")) return layer();
     if (app.got_subcommand("bench")) return bench();
+    if (app.got_subcommand("train")) return train();
+    if (app.got_subcommand("generate")) return generate();
+    if (app.got_subcommand("data")) return data();
   } catch (const moe::InvalidInput& e) {
     std::cerr << "moe: error: " << e.what() << "\n";
     return 2;

@@ -1,0 +1,4 @@
+# `moe train` / `moe generate` end to end (tests/cli/test_train_cli.py).
+add_test(NAME train_cli
+         COMMAND ${MOE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_train_cli.py $<TARGET_FILE:moe_cli>)
+set_tests_properties(train_cli PROPERTIES TIMEOUT 600)

@@ -1,0 +1,154 @@
+// `moe generate`: text from a trained checkpoint, or an untrained model built from flags to
+// measure what the FFN / MoE costs per call (the dense-vs-MoE comparison of
+// shared/spec/dense-vs-moe-generation.md). Greedy or sampled, KV cache, streamed output.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "model_flags.h"
+#include "moe/error.h"
+#include "moe/sampling.h"
+#include "moe/tokenizer.h"
+#include "moe/trainer.h"
+
+namespace moe::cli {
+
+namespace {
+
+struct GenerateFlags {
+  std::string checkpoint;
+  bool untrained = false;
+  GptPreset model;
+  uint64_t init_seed = 123;
+  std::string prompt = "Hello, I am";
+  int64_t max_new_tokens = 200;
+  bool no_kv_cache = false;
+  SamplingOptions sampling;
+  uint64_t seed = 1;
+  bool quiet = false;
+};
+
+// Bytes of the intermediate tensors one FFN call creates for n tokens (what the reference's
+// per-call memory delta measures): dense gate/up/hidden [n, F]; MoE router logits [n, E] and the
+// chosen experts' gate/up/hidden rows [n·k, I]; plus the output [n, d].
+double ffn_activation_bytes(const GptConfig& c, int64_t layer, int64_t n) {
+  const double f = 4.0;
+  if (!c.is_moe_layer(layer)) return f * n * (3.0 * c.dense.hidden + c.d_model);
+  const MoeLayerConfig& m = c.moe;
+  const double k = m.soft.slots_per_expert > 0 ? static_cast<double>(m.router.n_experts * m.soft.slots_per_expert) / n
+                                                  : static_cast<double>(m.router.top_k);
+  double b = f * n * (m.router.n_experts + 3.0 * k * m.expert.hidden + c.d_model);
+  if (m.shared_hidden > 0) b += f * n * 3.0 * m.shared_hidden;
+  return b;
+}
+
+}  // namespace
+
+Run add_generate(CLI::App& app) {
+  auto f = std::make_shared<GenerateFlags>();
+  CLI::App* c = app.add_subcommand("generate", "Generate text with a KV cache; prints the FFN/MoE cost per call");
+  c->add_option("--checkpoint", f->checkpoint, "A checkpoint from `moe train` (file or its directory)");
+  c->add_flag("--untrained", f->untrained, "Build an untrained model from the model flags (timing comparisons)");
+  add_model_flags(c, f->model);
+  c->add_option("--init_seed", f->init_seed, "--untrained: seed of the random weights")->capture_default_str();
+  c->add_option("--prompt", f->prompt, "Prompt text (bytes)")->capture_default_str();
+  c->add_option("--max_new_tokens", f->max_new_tokens, "Tokens to generate (exactly this many)")->capture_default_str();
+  c->add_flag("--no_kv_cache", f->no_kv_cache, "Recompute the whole sequence for every token");
+  c->add_option("--temperature", f->sampling.temperature, "0 = greedy")->capture_default_str();
+  c->add_option("--sample_top_k", f->sampling.top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str();
+  c->add_option("--top_p", f->sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  c->add_option("--seed", f->seed, "Sampling seed")->capture_default_str();
+  c->add_flag("--quiet", f->quiet, "Do not print the generated text (figures only)");
+  return [f, c]() -> int {
+    if (!c->parsed()) return 0;
+    validate_sampling(f->sampling);
+    if (f->checkpoint.empty() == !f->untrained) throw InvalidInput("[generate] give either --checkpoint or --untrained");
+    if (f->max_new_tokens < 0) throw InvalidInput("[generate] --max_new_tokens must be >= 0");
+    LoadedModel m;
+    if (f->untrained) {
+      m.config = make_gpt_config(f->model);
+      m.weights = make_gpt_weights(m.config, DType::f32);
+      init_gpt_weights(m.config, m.weights, f->init_seed);
+    } else {
+      m = load_gpt_checkpoint(f->checkpoint);
+    }
+    const GptConfig& cfg = m.config;
+    if (!cfg.causal) throw InvalidInput("[generate] the model is a bidirectional encoder: it cannot generate text");
+    const std::vector<int32_t> prompt = ByteTokenizer::encode(f->prompt);
+    if (prompt.empty()) throw InvalidInput("[generate] the prompt is empty");
+    const int64_t total = static_cast<int64_t>(prompt.size()) + f->max_new_tokens;
+    if (total > cfg.context)
+      throw InvalidInput("[generate] the prompt (" + std::to_string(prompt.size()) + " tokens) + --max_new_tokens " +
+                         std::to_string(f->max_new_tokens) + " exceed the model's context of " + std::to_string(cfg.context));
+    for (const int32_t t : prompt)
+      if (t >= cfg.vocab_size) throw InvalidInput("[generate] prompt byte " + std::to_string(t) + " is outside the vocabulary");
+
+    KvCache cache = make_kv_cache(cfg, m.weights);
+    GptInferStats stats;
+    Rng rng(f->seed);
+    std::vector<float> logits(static_cast<size_t>(cfg.vocab_size));
+    std::vector<int32_t> seq = prompt;
+    double act_bytes = 0, act_max = 0;
+    int64_t act_calls = 0;
+    auto account = [&](int64_t n) {
+      for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        const double b = ffn_activation_bytes(cfg, l, n);
+        act_bytes += b;
+        act_max = std::max(act_max, b);
+        ++act_calls;
+      }
+    };
+    Utf8Stream out(/*escape_controls=*/true);
+    auto emit = [&](const std::string& bytes) {
+      if (f->quiet) return;
+      const std::string s = out.push(bytes);
+      std::fwrite(s.data(), 1, s.size(), stdout);
+      std::fflush(stdout);
+    };
+    emit(f->prompt);
+    const auto t0 = std::chrono::steady_clock::now();
+    gpt_infer(cfg, m.weights, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), &stats);
+    account(static_cast<int64_t>(seq.size()));
+    for (int64_t i = 0; i < f->max_new_tokens; ++i) {
+      const int32_t next = sample_token(logits.data(), cfg.vocab_size, f->sampling, rng);
+      seq.push_back(next);
+      // Ids past the bytes (an untrained model with a larger vocabulary) print as <id>.
+      emit(next < ByteTokenizer::kVocabSize ? std::string(1, static_cast<char>(next)) : "<" + std::to_string(next) + ">");
+      if (i + 1 == f->max_new_tokens) break;  // exactly max_new_tokens new tokens, no extra call
+      if (f->no_kv_cache) {
+        cache.reset();
+        gpt_infer(cfg, m.weights, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), &stats);
+        account(static_cast<int64_t>(seq.size()));
+      } else {
+        gpt_infer(cfg, m.weights, &seq.back(), 1, cache, logits.data(), &stats);
+        account(1);
+      }
+    }
+    if (!f->quiet) std::fputs(out.flush().c_str(), stdout);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const bool moe = cfg.has_moe();
+    const double mb = 1024.0 * 1024.0;
+    std::printf("\n\n");
+    std::printf("Model: %lld parameters (%lld active per token), %s, %lld layers\n",
+                static_cast<long long>(gpt_param_count(cfg, false)), static_cast<long long>(gpt_param_count(cfg, true)),
+                moe ? "MoE" : "dense", static_cast<long long>(cfg.n_layers));
+    const double ffn_ms = moe ? stats.moe_ms : stats.ffn_ms;
+    const int64_t ffn_calls = moe ? stats.moe_calls : stats.ffn_calls;
+    std::printf("Avg %s time/call: %.3f ms\n", moe ? "MoE FF" : "FFN", ffn_calls > 0 ? ffn_ms / ffn_calls : 0.0);
+    std::printf("Avg %s mem delta/call: %.2f MB (max %.2f MB)  [intermediate tensors of the call]\n", moe ? "MoE FF" : "FFN",
+                act_calls > 0 ? act_bytes / act_calls / mb : 0.0, act_max / mb);
+    std::printf("Time: %.2f sec\n", secs);
+    std::printf("%.0f tokens/sec\n", static_cast<double>(seq.size()) / secs);
+    std::printf("Max memory (resident): %.2f GB\n", static_cast<double>(ru.ru_maxrss) * 1024.0 / (1024.0 * mb));
+    return 0;
+  };
+}
+
+}  // namespace moe::cli
