@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                 # command-line parsing
   python3-numpy python3-torch  # test oracles (run with /usr/bin/python3)
   chromium                     # renders the SVG plots in the plot tests
+  libc6-dev fortunes fortunes-min fortunes-de fortunes-es fortunes-it  # `moe data`: the demo corpus
 )
 
 missing=()

@@ -53,7 +53,8 @@ def rope_cos_sin(S, hd, theta):
     inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     freqs = torch.outer(torch.arange(S, dtype=torch.float64), inv_freq)   # [S, hd/2]
     emb = torch.cat((freqs, freqs), dim=-1)                                # [S, hd]
-    return emb.cos(), emb.sin()
+    dt = torch.get_default_dtype()  # angles in float64, tables in the model's dtype (bench: float32)
+    return emb.cos().to(dt), emb.sin().to(dt)
 
 
 def attention(cfg, W, p, h, cos, sin):
