@@ -20,10 +20,7 @@ using cpu::kMaxMR;
 using cpu::kNR;
 
 std::shared_ptr<uint8_t> aligned_bytes(int64_t n) {
-  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) + 63) / 64 * 64;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
+  auto* p = static_cast<uint8_t*>(allocate_zeroed(static_cast<size_t>(std::max<int64_t>(n, 1))));
   return std::shared_ptr<uint8_t>(p, [](uint8_t* q) { std::free(q); });
 }
 

@@ -1,5 +1,8 @@
 #include "moe/tensor.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cassert>
 #include <cstdlib>
 #include <new>
@@ -60,18 +63,30 @@ void TensorView::check_dtype(DType want) const {
   }
 }
 
+void* allocate_zeroed(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes >= 2 * kHuge) {
+    const size_t padded = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = std::aligned_alloc(kHuge, padded);
+    if (!p) throw std::bad_alloc();
+    madvise(p, padded, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KiB
+    std::memset(p, 0, padded);
+    return p;
+  }
+  const size_t padded = std::max<size_t>((bytes + 63) / 64 * 64, 64);
+  void* p = std::aligned_alloc(64, padded);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, padded);
+  return p;
+}
+
 void Tensor::Free::operator()(void* p) const { std::free(p); }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   for (int64_t d : shape_) {
     if (d < 0) throw std::invalid_argument("[tensor] negative dimension in shape " + shape_str(shape_));
   }
-  size_t bytes = nbytes();
-  size_t padded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, padded == 0 ? 64 : padded);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, padded == 0 ? 64 : padded);
-  data_.reset(p);
+  data_.reset(allocate_zeroed(nbytes()));
 }
 
 Tensor Tensor::clone() const {

@@ -13,7 +13,13 @@ void tile(int64_t K, const float* __restrict A, const float* __restrict B, float
   __m512 c0[MR], c1[MR];
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
+    // Both lines of the B row 8 iterations ahead into L1, and 128 iterations (16 KiB) ahead into
+    // L2: weights streamed from DRAM (few rows per expert) need more requests in flight than the
+    // hardware prefetcher keeps (shape b 1.32 -> 1.05 x dense, Qwen3 1.40 -> 1.15).
     _mm_prefetch(reinterpret_cast<const char*>(B + 32 * 8), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(B + 32 * 8 + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(B + 32 * 128), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(B + 32 * 128 + 16), _MM_HINT_T1);
     const __m512 b0 = _mm512_load_ps(B);
     const __m512 b1 = _mm512_load_ps(B + 16);
     for (int i = 0; i < MR; ++i) {

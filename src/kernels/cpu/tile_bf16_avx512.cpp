@@ -15,6 +15,11 @@ void tile(int64_t Kp, const uint16_t* __restrict A, const uint16_t* __restrict B
   __m512 c0[MR], c1[MR];
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
   for (int64_t kp = 0; kp < Kp; ++kp) {
+    // As the f32 tile: 8 rows ahead into L1, 128 rows (16 KiB) ahead into L2.
+    _mm_prefetch(reinterpret_cast<const char*>(B + 64 * 8), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(B + 64 * 8 + 32), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(B + 64 * 128), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(B + 64 * 128 + 32), _MM_HINT_T1);
     const __m512bh b0 = (__m512bh)_mm512_load_si512(B);
     const __m512bh b1 = (__m512bh)_mm512_load_si512(B + 32);
     for (int i = 0; i < MR; ++i) {
