@@ -16,5 +16,8 @@ Run add_bench(CLI::App& app);
 Run add_train(CLI::App& app);
 Run add_generate(CLI::App& app);
 Run add_data(CLI::App& app);
+Run add_analyze(CLI::App& app);
+Run add_report(CLI::App& app);
+Run add_experiment(CLI::App& app);
 
 }  // namespace moe::cli

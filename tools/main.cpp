@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   moe::cli::Run train = moe::cli::add_train(app);
   moe::cli::Run generate = moe::cli::add_generate(app);
   moe::cli::Run data = moe::cli::add_data(app);
+  moe::cli::Run analyze = moe::cli::add_analyze(app);
+  moe::cli::Run report = moe::cli::add_report(app);
+  moe::cli::Run experiment = moe::cli::add_experiment(app);
 
   try {
     app.parse(argc, argv);
@@ -36,6 +39,9 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("train")) return train();
     if (app.got_subcommand("generate")) return generate();
     if (app.got_subcommand("data")) return data();
+    if (app.got_subcommand("analyze")) return analyze();
+    if (app.got_subcommand("report")) return report();
+    if (app.got_subcommand("experiment")) return experiment();
   } catch (const moe::InvalidInput& e) {
     std::cerr << "moe: error: " << e.what() << "\n";
     return 2;

@@ -327,10 +327,11 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
     const double dt = now_s() - t0;
     json rec = {{"step", step}, {"loss", loss}, {"ce", ce}, {"aux", aux}, {"lr", lr}, {"grad_norm", gnorm},
                 {"step_ms", dt * 1e3}, {"tokens_per_s", tokens_per_update / dt}, {"tokens", step * tokens_per_update}};
-    json lm = json::object();
+    json lm = json::object(), counts = json::object();
     double worst = 0;
     for (int64_t l = 0; l < model.n_layers; ++l) {
       if (load[l].empty()) continue;
+      counts[std::to_string(l)] = load[l];
       double mx = 0, mean = 0;
       for (const double v : load[l]) mx = std::max(mx, v), mean += v;
       mean /= static_cast<double>(load[l].size());
@@ -340,6 +341,7 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
     }
     if (!lm.empty()) {
       rec["load_max_over_mean"] = lm;
+      rec["expert_load"] = counts;  // kept slots per expert, per MoE layer, this update
       if (slots > 0 && model.moe.router.top_k > 0) rec["drop_fraction"] = 1.0 - static_cast<double>(kept) / slots;
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.2f", worst);
