@@ -3,7 +3,9 @@
 #include <cmath>
 #include <limits>
 
+#include "attention.h"
 #include "gpt_internal.h"
+#include "kernels/cpu/microkernel.h"
 #include "kernels/ref/transformer.h"
 #include "moe/error.h"
 
@@ -97,6 +99,11 @@ void attention_forward(const GptConfig& c, const GptBlockWeights& w, GptBlockAct
   }
   fit(a.probs, B * H * S * S);  // [B, H, S, S]
   fit(a.att, Tn * qd);          // [T, H·hd]
+  if constexpr (std::is_same_v<T, float>) {
+    attention_forward_f32({B, S, H, Hkv, hd, c.causal}, a.att.data(), a.probs.data(), a.q.data(), a.k.data(),
+                          a.v.data());
+    return;
+  }
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (B * H * S * S * hd > kParallelWork)
   for (int64_t b = 0; b < B; ++b) {
@@ -109,17 +116,43 @@ void attention_forward(const GptConfig& c, const GptBlockWeights& w, GptBlockAct
   }
 }
 
+// The dense FFN on the float path: out = act(x·Wgᵀ + bg, x·Wuᵀ + bu)·Wdᵀ + bd, each product a
+// GEMM over all threads (as one expert of the fast-experts kernels, its narrow down projection
+// would run on one thread). Keeps pre_gate, pre_up, hidden [T, F] in st for the backward.
+void dense_ffn_forward_f32(const ExpertConfig& e, const GptBlockWeights& w, const float* x, int64_t Tn, int64_t d,
+                           FastTrainState& st, float* out) {
+  const int64_t F = e.hidden;
+  const bool gated = is_gated(e.act);
+  fit(st.pre_up, Tn * F);  // [T, F]
+  fit(st.hidden, Tn * F);
+  fit(st.pre_gate, gated ? Tn * F : 0);
+  float* pu = st.pre_up.data();
+  float* pg = gated ? st.pre_gate.data() : nullptr;
+  float* h = st.hidden.data();
+  linear_forward(pu, x, w.ffn_up.as<float>(), ptr<float>(w.ffn_up_bias), Tn, d, F);
+  if (gated) linear_forward(pg, x, w.ffn_gate.as<float>(), ptr<float>(w.ffn_gate_bias), Tn, d, F);
+  const cpu::SwigluRows vec = e.act == ExpertAct::swiglu ? cpu::swiglu_rows(cpu::detected_isa()) : nullptr;
+#pragma omp parallel for schedule(static) if (Tn * F > kParallelWork)
+  for (int64_t t = 0; t < Tn; ++t) {
+    if (vec) {
+      vec(pg + t * F, pu + t * F, h + t * F, F);
+      continue;
+    }
+    for (int64_t j = 0; j < F; ++j) {
+      h[t * F + j] = static_cast<float>(expert_activation(e, gated ? pg[t * F + j] : 0.0f, pu[t * F + j]).h);
+    }
+  }
+  linear_forward(out, h, w.ffn_down.as<float>(), ptr<float>(w.ffn_down_bias), Tn, F, d);
+}
+
 // The FFN of one block on n2 -> out [T, d].
 template <class T>
-void ffn_forward(const GptConfig& c, const GptBlockWeights& w, GptBlockActs<T>& a, GptActivations<T>& g,
+void ffn_forward(const GptConfig& c, const GptBlockWeights& w, GptBlockActs<T>& a,
                  const GptStepInputs& in, bool is_moe, T* out) {
   const int64_t Tn = in.batch * in.seq, d = c.d_model;
   if (!is_moe) {
     if constexpr (std::is_same_v<T, float>) {
-      fit(g.ones, Tn);
-      std::fill(g.ones.begin(), g.ones.end(), 1.0f);
-      fast_experts_train_forward(c.dense, dense_view<float>(w, d), dense_routing(Tn), g.ones.data(), a.n2.data(), out,
-                                 a.dense_fast);
+      dense_ffn_forward_f32(c.dense, w, a.n2.data(), Tn, d, a.dense_fast, out);
     } else {
       dense_ffn_forward(c.dense, dense_view<T>(w, d), a.n2.data(), Tn, a.dense, out);
     }
@@ -226,7 +259,7 @@ GptLosses gpt_forward(const GptConfig& c, const GptWeights& w, const GptStepInpu
     std::vector<T>& next = l + 1 < L ? g.blocks[l + 1].x : g.x_final;
     fit(next, Tn * d);  // FFN output, then + x_mid
     const bool is_moe = c.is_moe_layer(l);
-    ffn_forward(c, bw, a, g, in, is_moe, next.data());
+    ffn_forward(c, bw, a, in, is_moe, next.data());
     for (int64_t i = 0; i < Tn * d; ++i) next[i] += a.x_mid[i];
     if (is_moe) {
       losses.layer_aux[l] = a.moe.losses.count("aux_total") ? a.moe.losses.at("aux_total") : 0.0;

@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
@@ -30,12 +31,34 @@ void fit(V& v, int64_t n) {
   v.resize(static_cast<size_t>(n));
 }
 
+// C [M, N] (+)= A·B on all OpenMP threads. gemm_f32 splits N into 256-column blocks, which
+// leaves narrow products (N = d_model, vocab) on one thread; with enough rows, the rows of C
+// are split here instead (each thread packs all of B). Either way each element of C is summed
+// by one thread in the same k order: the result does not depend on the thread count.
+inline void gemm_parallel(int64_t M, int64_t N, int64_t K, cpu::MatView A, cpu::MatView B, float* C, int64_t ldc,
+                          bool accumulate) {
+  const int threads = omp_get_max_threads();
+  if (threads <= 1 || M < 32 * threads || M * N * K < kParallelWork) {
+    cpu::gemm_f32(M, N, K, A, B, C, ldc, accumulate, threads);
+    return;
+  }
+  const int64_t chunk = ((M + threads - 1) / threads + 3) / 4 * 4;  // rows per thread, whole 4-row panels
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t i0 = omp_get_thread_num() * chunk;
+    if (i0 < M) {
+      const cpu::MatView Ai{A.p + i0 * A.rs, A.rs, A.cs};
+      cpu::gemm_f32(std::min(chunk, M - i0), N, K, Ai, B, C + i0 * ldc, ldc, accumulate, 1);
+    }
+  }
+}
+
 // out [rows, out_dim] = x [rows, in] · Wᵀ (W [out_dim, in]) (+ b). Float: the packed GEMM over a
 // transposed view of W; double: the float64 reference.
 template <class T>
 void linear_forward(T* out, const T* x, const T* W, const T* b, int64_t rows, int64_t in, int64_t out_dim) {
   if constexpr (std::is_same_v<T, float>) {
-    cpu::gemm_f32(rows, out_dim, in, {x, in, 1}, {W, 1, in}, out, out_dim, false, omp_get_max_threads());
+    gemm_parallel(rows, out_dim, in, {x, in, 1}, {W, 1, in}, out, out_dim, false);
     if (b) {
       for (int64_t t = 0; t < rows; ++t) {
         for (int64_t o = 0; o < out_dim; ++o) out[t * out_dim + o] += b[o];
@@ -51,9 +74,8 @@ template <class T>
 void linear_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, int64_t rows, int64_t in,
                      int64_t out_dim) {
   if constexpr (std::is_same_v<T, float>) {
-    const int threads = omp_get_max_threads();
-    if (dx) cpu::gemm_f32(rows, in, out_dim, {dy, out_dim, 1}, {W, in, 1}, dx, in, true, threads);
-    if (dW) cpu::gemm_f32(out_dim, in, rows, {dy, 1, out_dim}, {x, in, 1}, dW, in, true, threads);
+    if (dx) gemm_parallel(rows, in, out_dim, {dy, out_dim, 1}, {W, in, 1}, dx, in, true);
+    if (dW) gemm_parallel(out_dim, in, rows, {dy, 1, out_dim}, {x, in, 1}, dW, in, true);
     if (db) {
       for (int64_t t = 0; t < rows; ++t) {
         for (int64_t o = 0; o < out_dim; ++o) db[o] += dy[t * out_dim + o];

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 
 #include "moe/atomic_file.h"
 #include "moe/corpus.h"
@@ -307,7 +308,10 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
       std::fprintf(stderr, "[%s %zu/%zu] %s: %lld parameters (%lld active)\n", name.c_str(), i + 1, runs.size(),
                    rs.label.c_str(), static_cast<long long>(gpt_param_count(model, false)),
                    static_cast<long long>(gpt_param_count(model, true)));
-    train_gpt(model, t);
+    const TrainSummary ts = train_gpt(model, t);
+    if (ts.interrupted)  // Ctrl-C: the run saved its checkpoint; `--resume` continues from there
+      throw std::runtime_error("[experiment] " + name + " interrupted during run '" + rs.name + "' at step " +
+                               std::to_string(ts.step) + "; rerun with --resume to continue");
     json fin = summarise(read_metrics(t.out_dir + "/metrics.jsonl"));
     fin["params_total"] = gpt_param_count(model, false);
     fin["params_active"] = gpt_param_count(model, true);

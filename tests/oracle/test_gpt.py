@@ -9,7 +9,10 @@ For every case: writes config.json (the format of gpt_config_to_json), weights.s
 targets < 0 are ignored); the tool runs forward + backward in float64 and float32; the float64
 PyTorch model of gpt_torch.py (autograd) gives the reference logits, losses, every gradient and
 the expert loads. Tolerances relative to max|ref| (floor 1e-3): 1e-9 for f64, 2e-4 for f32;
-loads exactly. Exit 1 on any failure.
+loads exactly. For ADAMW_CASES the tool also trains 5 steps in float32 as the trainer does
+(clip_grad_norm, AdamW with matrices decayed and rank-1 tensors not, the aux-loss-free bias
+update), against torch.optim.AdamW with two parameter groups in float64: every final weight
+within 2e-5 of max|ref|; a run with a 10% larger lr in one step must fail. Exit 1 on any failure.
 """
 
 import argparse
@@ -136,6 +139,92 @@ def reference(cfg, weights, tokens, targets):
     return ref
 
 
+# 5 training steps (forward, backward, clip_grad_norm_, AdamW with two parameter groups, the
+# aux-loss-free bias update) for these cases: the tool's float32 trainer path against torch float64.
+ADAMW_CASES = ("dense", "mixtral_softmax_top2", "deepseek_v3_sigmoid_bias_shared", "switch_top1_capacity",
+               "dense_gelu_learned_layernorm_untied")
+ADAMW = dict(steps=5, lr=(1e-3, 2e-3, 3e-3, 2e-3, 1e-3), beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, clip=1.0,
+             bias_update_rate=1e-3)
+ADAMW_TOL = 2e-5   # max |ours f32 - torch f64| / max |torch f64| per weight tensor, after the last step
+
+
+def adamw_reference(cfg, weights, tokens, targets, lrs):
+    """torch.optim.AdamW (float64) as the trainer: norms and biases (rank 1) not decayed."""
+    W = {n: torch.tensor(a, requires_grad=gpt_torch_trainable(n)) for n, a in weights.items()}
+    params = [W[n] for n in weights if W[n].requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": ADAMW["weight_decay"]},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lrs[0], betas=(ADAMW["beta1"], ADAMW["beta2"]), eps=ADAMW["eps"])
+    losses, norms = [], []
+    for s, lr in enumerate(lrs):
+        opt.zero_grad(set_to_none=False)
+        out = gpt_torch.gpt_forward(cfg, W, torch.tensor(tokens[s], dtype=torch.long),
+                                    torch.tensor(targets[s], dtype=torch.long))
+        out["total"].backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(params, ADAMW["clip"])))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        losses.append(out["total"].item())
+        # DeepSeek-V3 aux-loss-free balancing (moe::aux_free_bias_update): b += γ·sign(mean(c) − c).
+        with torch.no_grad():
+            for layer, counts in out["loads"].items():
+                name = "blocks.%d.moe.router.selection_bias" % layer
+                if name in W and ADAMW["bias_update_rate"] > 0:
+                    c = counts.to(torch.float64)
+                    W[name] += ADAMW["bias_update_rate"] * torch.sign(c.mean() - c)
+    ref = {"adamw.loss.total": np.array(losses), "adamw.grad_norm": np.array(norms)}
+    ref.update({"adamw.w." + n: W[n].detach().numpy() for n in weights})
+    return ref
+
+
+def gpt_torch_trainable(name):
+    return not name.endswith("router.selection_bias")
+
+
+def compare_adamw(ref, got, lr_scale=1.0):
+    """(failures, max rel err over the weights). lr_scale: the self-check's deliberately wrong lr."""
+    fails, worst = [], 0.0
+    for name, want in ref.items():
+        if name not in got:
+            fails.append("%s missing from the tool's output" % name)
+            continue
+        e = rel_err(got[name], want)
+        if name.startswith("adamw.w."):
+            worst = max(worst, e)
+        tol = ADAMW_TOL if name.startswith("adamw.w.") else TOL["f32"]
+        if not e <= tol:
+            fails.append("%s: relative error %.3g > %.0e" % (name, e, tol))
+    return fails, worst
+
+
+def run_adamw_case(name, cfg, tool, d, weights, rng):
+    """Runs the tool's --adamw mode twice (the second with a 10% larger lr in one step, which must be caught)."""
+    B, S, V, N = 2, 6, cfg["vocab_size"], ADAMW["steps"]
+    tokens = rng.integers(0, V, size=(N, B, S)).astype(np.int32)
+    targets = rng.integers(0, V, size=(N, B, S)).astype(np.int32)
+    targets[rng.random((N, B, S)) < 0.25] = -1
+    lrs = np.array(ADAMW["lr"][:N], dtype=np.float64)
+    hyper = np.array([ADAMW[k] for k in ("beta1", "beta2", "eps", "weight_decay", "clip", "bias_update_rate")])
+    ref = adamw_reference(cfg, weights, tokens, targets, lrs)
+    results = []
+    for variant, lr_used in (("ok", lrs), ("wrong_lr", lrs * np.array([1, 1, 1.1, 1, 1]))):
+        train_path = os.path.join(d, "train_%s.safetensors" % variant)
+        out_path = os.path.join(d, "adamw_%s.safetensors" % variant)
+        safetensors_io.save(train_path, {"tokens": tokens, "targets": targets, "lr": lr_used, "hyper": hyper})
+        proc = subprocess.run([tool, os.path.join(d, "config.json"), os.path.join(d, "weights.safetensors"),
+                               os.path.join(d, "inputs.safetensors"), out_path, "--adamw", train_path],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            return ["adamw tool failed (%d): %s" % (proc.returncode, proc.stderr.strip())], 0.0
+        got, _ = safetensors_io.load(out_path)
+        results.append(compare_adamw(ref, {k: v for k, v in got.items() if k.startswith("adamw.")}))
+    fails, worst = results[0]
+    if not results[1][0]:
+        fails.append("self-check: a 10%% larger lr in step 3 was not detected (max rel err %.2g)" % results[1][1])
+    return fails, worst
+
+
 def rel_err(got, want):
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:
@@ -198,6 +287,9 @@ def run_case(name, cfg, tool, workdir, seed):
     bad["f64." + gname] = got["f64." + gname] * 1.001 + 1e-3
     if not compare(ref, bad, "f64")[0]:
         fails.append("self-check: a corrupted gradient was not detected")
+    if name in ADAMW_CASES:
+        f, stats["adamw"] = run_adamw_case(name, cfg, tool, d, weights, rng)
+        fails += f
     return fails, stats
 
 
@@ -217,10 +309,12 @@ def main():
             for f in fails[:20]:
                 print("     " + f)
         else:
-            print("PASS %-36s f64 max rel err %.1e, f32 %.1e over %d tensors" %
-                  (name, stats["f64"][0], stats["f32"][0], stats["f64"][1]))
+            adamw = ", %d AdamW steps %.1e" % (ADAMW["steps"], stats["adamw"]) if "adamw" in stats else ""
+            print("PASS %-36s f64 max rel err %.1e, f32 %.1e over %d tensors%s" %
+                  (name, stats["f64"][0], stats["f32"][0], stats["f64"][1], adamw))
     print("%d of %d GPT oracle cases passed (logits, CE/aux/total loss, every gradient, expert loads; "
-          "float64 and float32 vs PyTorch autograd)" % (len(names) - failed, len(names)))
+          "float64 and float32 vs PyTorch autograd; %d AdamW steps of the float32 trainer path vs torch.optim.AdamW "
+          "in float64 for %s)" % (len(names) - failed, len(names), ADAMW["steps"], ", ".join(ADAMW_CASES)))
     return 1 if failed else 0
 
 
