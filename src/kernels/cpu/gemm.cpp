@@ -15,9 +15,8 @@ constexpr int64_t kKC = 384;  // K block: a 32-column B panel of 48 KiB stays in
 constexpr int64_t kNC = 256;  // N block: 8 panels, 384 KiB of packed B in L2
 constexpr int64_t kMC = 96;   // M block: 8 micro-panels of A
 
-// B panel [kc][32] from B(k0.., j0..j0+cols): reads along the operand's contiguous direction
-// (rows of a transposed weight are contiguous in k), zero-pads columns past `cols`.
-void pack_b_panel(const MatView& B, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* bp) {
+// B panel [kc][32] from B(k0.., j0..j0+cols), zero-padded past `cols`.
+__attribute__((target_clones("avx512f", "default"))) void pack_b_panel(const MatView& B, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* bp) {
   if (B.cs == 1) {
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = B.p + (k0 + k) * B.rs + j0;
@@ -26,20 +25,17 @@ void pack_b_panel(const MatView& B, int64_t k0, int64_t kc, int64_t j0, int64_t 
     }
     return;
   }
-  if (cols < kNR) std::fill(bp, bp + kc * kNR, 0.0f);
-  if (B.rs == 1) {
-    for (int64_t j = 0; j < cols; ++j) {
-      const float* src = B.p + k0 + (j0 + j) * B.cs;
-      for (int64_t k = 0; k < kc; ++k) bp[k * kNR + j] = src[k];
-    }
-    return;
+  // Strided columns (e.g. a transposed weight, B(k, j) = W[j][k]): k outer, so the 32 source rows
+  // stay in L1 while the panel is written in order (j outer would write 48 KiB with stride 128 B).
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = B.p + (k0 + k) * B.rs + j0 * B.cs;
+    for (int64_t j = 0; j < cols; ++j) bp[k * kNR + j] = src[j * B.cs];
+    for (int64_t j = cols; j < kNR; ++j) bp[k * kNR + j] = 0.0f;
   }
-  for (int64_t k = 0; k < kc; ++k)
-    for (int64_t j = 0; j < cols; ++j) bp[k * kNR + j] = B.p[(k0 + k) * B.rs + (j0 + j) * B.cs];
 }
 
 // A micro-panel [kc][mr] from rows i0..i0+mr (gathered through `rows` when given).
-void pack_a_panel(const MatView& A, const int32_t* rows, int64_t i0, int64_t mr, int64_t k0, int64_t kc, float* ap) {
+__attribute__((target_clones("avx512f", "default"))) void pack_a_panel(const MatView& A, const int32_t* rows, int64_t i0, int64_t mr, int64_t k0, int64_t kc, float* ap) {
   if (A.rs == 1 && !rows) {  // column-major A (a transposed operand): mr consecutive floats per k
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = A.p + i0 + (k0 + k) * A.cs;
@@ -54,6 +50,20 @@ void pack_a_panel(const MatView& A, const int32_t* rows, int64_t i0, int64_t mr,
       for (int64_t k = 0; k < kc; ++k) ap[k * mr + i] = src[k];
     } else {
       for (int64_t k = 0; k < kc; ++k) ap[k * mr + i] = src[k * A.cs];
+    }
+  }
+}
+
+// C[mr × cols] (+)= the tile T (row stride 32).
+__attribute__((target_clones("avx512f", "default"))) void store_tile(const float* T, int64_t mr, int64_t cols, float* C,
+                                                                    int64_t ldc, bool add) {
+  for (int64_t i = 0; i < mr; ++i) {
+    float* c = C + i * ldc;
+    const float* t = T + i * kNR;
+    if (add) {
+      for (int64_t j = 0; j < cols; ++j) c[j] += t[j];
+    } else {
+      for (int64_t j = 0; j < cols; ++j) c[j] = t[j];
     }
   }
 }
@@ -99,15 +109,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, i
           for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {
             const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
             tile(kc, apack.data() + p0 * kc, bbase + q * kc * kNR, T, static_cast<int>(mr));
-            for (int64_t i = 0; i < mr; ++i) {
-              float* c = C + (m0 + p0 + i) * ldc + n0 + q * kNR;
-              const float* t = T + i * kNR;
-              if (add) {
-                for (int64_t j = 0; j < cols; ++j) c[j] += t[j];
-              } else {
-                for (int64_t j = 0; j < cols; ++j) c[j] = t[j];
-              }
-            }
+            store_tile(T, mr, cols, C + (m0 + p0) * ldc + n0 + q * kNR, ldc, add);
           }
         }
       }
