@@ -212,7 +212,8 @@ std::string experiments_section(const std::vector<Experiment>& xs, Toc& toc) {
                 "Expert load imbalance of the MoE runs: the busiest expert&#8217;s tokens over the mean, averaged over "
                 "the MoE layers, at each step (1 = perfectly balanced). Dense runs have no curve.");
     if (s.contains("table")) o += table_html(s["table"]);
-    if (s.contains("runs")) o += finals_html(s["runs"]);
+    // The raw final values only when the experiment gives no table of its own (which shows them).
+    if (!s.contains("table") && s.contains("runs")) o += finals_html(s["runs"]);
     if (s.contains("notes") && s["notes"].is_array() && !s["notes"].empty()) {
       o += "<ul class=\"notes\">";
       for (const json& n : s["notes"]) o += "<li>" + (n.is_string() ? html_escape(n.get<std::string>()) : cell(n)) + "</li>";
