@@ -1,6 +1,7 @@
 // `moe generate`: text from a trained checkpoint, or an untrained model built from flags to
 // measure what the FFN / MoE costs per call (the dense-vs-MoE comparison of
 // shared/spec/dense-vs-moe-generation.md). Greedy or sampled, KV cache, streamed output.
+#include <omp.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -31,6 +32,7 @@ struct GenerateFlags {
   SamplingOptions sampling;
   uint64_t seed = 1;
   bool quiet = false;
+  int threads = 0;
 };
 
 // Bytes of the intermediate tensors one FFN call creates for n tokens (what the reference's
@@ -64,9 +66,11 @@ Run add_generate(CLI::App& app) {
   c->add_option("--top_p", f->sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
   c->add_option("--seed", f->seed, "Sampling seed")->capture_default_str();
   c->add_flag("--quiet", f->quiet, "Do not print the generated text (figures only)");
+  c->add_option("--threads", f->threads, "Threads (0 = all)")->capture_default_str();
   return [f, c]() -> int {
     if (!c->parsed()) return 0;
     validate_sampling(f->sampling);
+    if (f->threads > 0) omp_set_num_threads(f->threads);
     if (f->checkpoint.empty() == !f->untrained) throw InvalidInput("[generate] give either --checkpoint or --untrained");
     if (f->max_new_tokens < 0) throw InvalidInput("[generate] --max_new_tokens must be >= 0");
     LoadedModel m;
