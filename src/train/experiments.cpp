@@ -88,7 +88,7 @@ std::vector<RunSpec> runs_of(const std::string& name, const ExperimentOptions& o
       GptPreset p = moe;
       p.capacity_factor = cf;
       char n[32];
-      std::snprintf(n, sizeof n, "cf-%.2g", cf);
+      std::snprintf(n, sizeof n, "cf-%g", cf);
       add(n, std::string("capacity factor ") + (n + 3) + " (drops)", p);
     }
     r.push_back(encoder({"enc-dropless", "encoder: token choice, dropless", moe}));
@@ -97,7 +97,7 @@ std::vector<RunSpec> runs_of(const std::string& name, const ExperimentOptions& o
       p.router = "expert_choice";
       p.capacity_factor = cf;
       char n[32];
-      std::snprintf(n, sizeof n, "enc-ec-%.2g", cf);
+      std::snprintf(n, sizeof n, "enc-ec-%g", cf);
       r.push_back(encoder({n, std::string("encoder: expert choice, capacity ") + (n + 7), p}));
     }
   } else if (name == "routers") {
