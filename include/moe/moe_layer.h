@@ -95,6 +95,8 @@ struct MoeLayerState {
   bool fast = false;                     // experts ran on the fast path: no backward possible
   bool fast_train = false;               // experts ran on the fast training path (float)
   FastTrainState fast_state;
+  FastTrainState shared_fast;            // float layers: the shared expert on the fast training path
+  bool shared_on_fast = false;
   // Soft MoE
   std::vector<T> soft_logits, soft_dispatch, soft_combine, soft_slots;  // [T,S], [T,S], [T,S], [S,H]
   std::vector<T> soft_xn, soft_phin;                                      // normalised x, Φ

@@ -142,7 +142,20 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
   if (c.shared_hidden > 0) {
     ExpertConfig sc{c.shared_act, c.shared_hidden, false, c.expert.alpha, c.expert.limit};
     const Routing all = dense_routing(Tn);
-    experts_forward(sc, detail::shared_view<T>(w, H), all, st.x_in.data(), st.shared);
+    const T* shared_out = nullptr;  // [T, H]: row t is token t (one expert, rows in token order)
+    st.shared_on_fast = false;
+    if constexpr (std::is_same_v<T, float>) {
+      // Float layers: the shared expert on the fast grouped kernels, as one expert over every token.
+      std::vector<float> ones(static_cast<size_t>(Tn), 1.0f), tmp(static_cast<size_t>(Tn * H));
+      fast_experts_train_forward(sc, detail::shared_view<float>(w, H), all, ones.data(), st.x_in.data(), tmp.data(),
+                                 st.shared_fast);
+      st.shared = {};
+      st.shared_on_fast = true;
+      shared_out = st.shared_fast.out.data();
+    } else {
+      experts_forward(sc, detail::shared_view<T>(w, H), all, st.x_in.data(), st.shared);
+      shared_out = st.shared.out.data();
+    }
     st.shared_gate.assign(static_cast<size_t>(Tn), T(1));
     for (int64_t t = 0; t < Tn; ++t) {
       if (c.shared_gate) {
@@ -150,7 +163,7 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
         st.shared_gate[t] = static_cast<T>(1.0 / (1.0 + std::exp(-z)));
       }
       const double g = static_cast<double>(st.shared_gate[t]);
-      for (int64_t h = 0; h < H; ++h) y[t * H + h] += static_cast<T>(g * static_cast<double>(st.shared.out[t * H + h]));
+      for (int64_t h = 0; h < H; ++h) y[t * H + h] += static_cast<T>(g * static_cast<double>(shared_out[t * H + h]));
     }
   }
   detail::layer_losses(c, in, st);
@@ -200,11 +213,16 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
     if (c.shared_hidden > 0) {
       ExpertConfig sc{c.shared_act, c.shared_hidden, false, c.expert.alpha, c.expert.limit};
       std::vector<T> dshared(static_cast<size_t>(Tn * H));
+      const T* shared_out = nullptr;
+      if constexpr (std::is_same_v<T, float>) {
+        if (st.shared_on_fast) shared_out = st.shared_fast.out.data();
+      }
+      if (!shared_out) shared_out = st.shared.out.data();
       for (int64_t t = 0; t < Tn; ++t) {
         const double gt = static_cast<double>(st.shared_gate[t]);
         for (int64_t h = 0; h < H; ++h) dshared[t * H + h] = static_cast<T>(gt * static_cast<double>(dy[t * H + h]));
         if (c.shared_gate) {  // y += σ(z)·s:  dz = <s, dy>·σ(1−σ)
-          const double dz = ref::dot(st.shared.out.data() + t * H, dy + t * H, H) * gt * (1 - gt);
+          const double dz = ref::dot(shared_out + t * H, dy + t * H, H) * gt * (1 - gt);
           T* gw = mut<T>(g.shared_gate_w);
           const T* wg = w.shared_gate_w.as<T>();
           for (int64_t h = 0; h < H; ++h) {
@@ -213,8 +231,18 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
           }
         }
       }
-      experts_backward(sc, detail::shared_view<T>(w, H), dense_routing(Tn), st.x_in.data(), st.shared,
-                       dshared.data(), dx_in.data(), detail::shared_grads<T>(g));
+      bool shared_done = false;
+      if constexpr (std::is_same_v<T, float>) {
+        if (st.shared_on_fast) {
+          std::vector<float> ones(static_cast<size_t>(Tn), 1.0f), dw(static_cast<size_t>(Tn));
+          fast_experts_backward(sc, detail::shared_view<float>(w, H), dense_routing(Tn), ones.data(), st.x_in.data(),
+                                st.shared_fast, dshared.data(), dx_in.data(), detail::shared_grads<float>(g), dw.data());
+          shared_done = true;
+        }
+      }
+      if (!shared_done)
+        experts_backward(sc, detail::shared_view<T>(w, H), dense_routing(Tn), st.x_in.data(), st.shared,
+                         dshared.data(), dx_in.data(), detail::shared_grads<T>(g));
     }
 
     std::vector<T> dlogits(static_cast<size_t>(Tn * E), T(0));

@@ -301,7 +301,8 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
           acc[e] += static_cast<double>(l.expert_load[li][e]);
           kept += l.expert_load[li][e];
         }
-        slots += o.batch.batch * o.batch.seq_len * model.moe.router.top_k;
+        // Drops are a token-choice notion (k slots per token); expert choice fills its slots.
+        if (model.moe.router.selection != Selection::expert_choice) slots += o.batch.batch * o.batch.seq_len * model.moe.router.top_k;
       }
     }
     if (o.grad_accum > 1) scale_grads(grad_list, 1.0f / static_cast<float>(o.grad_accum));
