@@ -3,3 +3,4 @@ add_test(NAME train_cli
          COMMAND ${MOE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_train_cli.py $<TARGET_FILE:moe_cli>)
 set_tests_properties(train_cli PROPERTIES TIMEOUT 600)
 moe_add_gtest(test_sampling)
+moe_add_gtest(test_corpus)
