@@ -3,6 +3,7 @@
 // D = softmax over tokens (per slot), C = softmax over slots (per token);
 // slots X̃ = Dᵀ X; slot s goes to expert s / p; Y = C · Ỹ.
 #include <cmath>
+#include <type_traits>
 
 #include "layer_internal.h"
 #include "moe/error.h"
@@ -107,7 +108,18 @@ void soft_moe_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const T
     }
   }
   const Routing r = slot_routing(G * S, E, p);
-  experts_forward(c.expert, expert_view<T>(w, H), r, st.soft_slots.data(), st.experts);
+  const T* eout = nullptr;  // [G·S, H] expert outputs, rows in Routing::rows order
+  if constexpr (std::is_same_v<T, float>) {
+    // Float layers: the experts on the fast grouped kernels (each slot is one row of its expert).
+    std::vector<float> ones(static_cast<size_t>(G * S), 1.0f), tmp(static_cast<size_t>(G * S * H));
+    fast_experts_train_forward(c.expert, expert_view<float>(w, H), r, ones.data(), st.soft_slots.data(), tmp.data(),
+                               st.fast_state);
+    st.experts = {};
+    eout = st.fast_state.out.data();
+  } else {
+    experts_forward(c.expert, expert_view<T>(w, H), r, st.soft_slots.data(), st.experts);
+    eout = st.experts.out.data();
+  }
   // Rows are ordered by expert; map each slot to its row to read outputs.
   std::vector<int64_t> row_of(static_cast<size_t>(G * S));
   for (int64_t row = 0; row < r.n_kept(); ++row) row_of[r.rows[row]] = row;
@@ -117,7 +129,7 @@ void soft_moe_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const T
       for (int64_t h = 0; h < H; ++h) {
         double acc = 0;
         for (int64_t s = 0; s < S; ++s) {
-          acc += static_cast<double>(st.soft_combine[t * S + s]) * static_cast<double>(st.experts.out[row_of[g * S + s] * H + h]);
+          acc += static_cast<double>(st.soft_combine[t * S + s]) * static_cast<double>(eout[row_of[g * S + s] * H + h]);
         }
         y[t * H + h] = static_cast<T>(acc);
       }
@@ -138,24 +150,39 @@ void soft_moe_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
 
   // Y = C·Ỹ:  dC[t, s] = <dy_t, Ỹ_s>,  dỸ_s = Σ_t C[t, s] dy_t
   std::vector<double> dC(static_cast<size_t>(Tn * S)), dD(static_cast<size_t>(Tn * S), 0.0);
+  constexpr bool fast = std::is_same_v<T, float>;  // float: the forward ran on the fast kernels
+  const T* eout = nullptr;
+  if constexpr (fast) {
+    eout = st.fast_state.out.data();
+  } else {
+    eout = st.experts.out.data();
+  }
+  // dout: per expert row (reference backward), or per slot (the fast backward takes dy by "token").
   std::vector<T> dout(static_cast<size_t>(G * S * H), T(0));
   for (int64_t g = 0; g < G; ++g) {
     for (int64_t s = 0; s < S; ++s) {
       const int64_t row = row_of[g * S + s];
-      const T* ys = st.experts.out.data() + row * H;
+      const T* ys = eout + row * H;
+      const int64_t at = fast ? g * S + s : row;
       for (int64_t i = 0; i < m; ++i) {
         const int64_t t = g * m + i;
         double acc = 0;
         for (int64_t h = 0; h < H; ++h) acc += static_cast<double>(dy[t * H + h]) * static_cast<double>(ys[h]);
         dC[t * S + s] = acc;
         const double cw = static_cast<double>(st.soft_combine[t * S + s]);
-        for (int64_t h = 0; h < H; ++h) dout[row * H + h] += static_cast<T>(cw * static_cast<double>(dy[t * H + h]));
+        for (int64_t h = 0; h < H; ++h) dout[at * H + h] += static_cast<T>(cw * static_cast<double>(dy[t * H + h]));
       }
     }
   }
   std::vector<T> dslots(static_cast<size_t>(G * S * H), T(0));
-  experts_backward(c.expert, expert_view<T>(w, H), r, st.soft_slots.data(), st.experts, dout.data(), dslots.data(),
-                   expert_grads<T>(grads));
+  if constexpr (fast) {
+    std::vector<float> ones(static_cast<size_t>(G * S), 1.0f), dw(static_cast<size_t>(G * S));
+    fast_experts_backward(c.expert, expert_view<float>(w, H), r, ones.data(), st.soft_slots.data(), st.fast_state,
+                          dout.data(), dslots.data(), expert_grads<float>(grads), dw.data());
+  } else {
+    experts_backward(c.expert, expert_view<T>(w, H), r, st.soft_slots.data(), st.experts, dout.data(), dslots.data(),
+                     expert_grads<T>(grads));
+  }
   // X̃_s = Σ_i D[i, s] X_i:  dD[i, s] = <X_i, dX̃_s>,  dX_i += Σ_s D[i, s] dX̃_s
   for (int64_t g = 0; g < G; ++g) {
     for (int64_t s = 0; s < S; ++s) {
