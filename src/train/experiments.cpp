@@ -126,7 +126,10 @@ std::vector<RunSpec> runs_of(const std::string& name, const ExperimentOptions& o
     r.push_back(encoder({"enc-expert-choice", "encoder: expert choice, capacity " + std::to_string(k), p}));
     p = moe;
     p.router = "soft";
-    p.soft_slots = std::max<int64_t>(1, k * o.seq / E);
+    // 4 slots per expert: 32 slots per sequence, a quarter of top-2's expert rows. Equal compute
+    // (k·seq/E = 32 slots per expert) would be 8× slower here: the Soft MoE dispatch/combine
+    // (src/moe/soft_moe.cpp) still runs on scalar float64 loops that scale with the slot count.
+    p.soft_slots = 4;
     r.push_back(encoder({"enc-soft-moe", "encoder: Soft MoE, " + std::to_string(p.soft_slots) + " slots/expert", p}));
   } else {
     std::string known;
