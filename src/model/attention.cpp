@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/exp_avx512.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/microkernel.h"
 
@@ -48,20 +49,6 @@ void softmax_backward_row_scalar(float* ds, const float* p, int64_t n, int64_t n
 
 #define MOE_AVX512 __attribute__((target("avx512f,fma")))
 
-// e^x, 16 lanes (as the SwiGLU kernels' exp_ps in tile_avx512.cpp: relative error < 2e-7).
-MOE_AVX512 inline __m512 exp16(__m512 x) {
-  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-  const __m512 n = _mm512_maskz_roundscale_ps(0xFFFF, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(t, n);
-  __m512 r = _mm512_set1_ps(1.535336188319500e-4f);
-  r = _mm512_fmadd_ps(r, f, _mm512_set1_ps(1.339887440266574e-3f));
-  r = _mm512_fmadd_ps(r, f, _mm512_set1_ps(9.618437357674640e-3f));
-  r = _mm512_fmadd_ps(r, f, _mm512_set1_ps(5.550332471162809e-2f));
-  r = _mm512_fmadd_ps(r, f, _mm512_set1_ps(2.402264791363012e-1f));
-  r = _mm512_fmadd_ps(r, f, _mm512_set1_ps(6.931472028550421e-1f));
-  r = _mm512_fmadd_ps(r, f, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_scalef_ps(0xFFFF, r, n);
-}
 
 MOE_AVX512 inline __mmask16 tail_mask(int64_t left) {
   return static_cast<__mmask16>((1u << left) - 1u);
@@ -96,13 +83,13 @@ MOE_AVX512 void softmax_row_avx512(float* p, int64_t n, int64_t n_all, float sca
   const __m512 m = _mm512_set1_ps(hmax16(mv)), sc = _mm512_set1_ps(scale);
   __m512 sum = _mm512_setzero_ps();
   for (j = 0; j + 16 <= n; j += 16) {
-    const __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p + j), m), sc));
+    const __m512 e = cpu::exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p + j), m), sc));
     _mm512_storeu_ps(p + j, e);
     sum = _mm512_add_ps(sum, e);
   }
   if (j < n) {
     const __mmask16 k = tail_mask(n - j);
-    const __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + j), m), sc));
+    const __m512 e = cpu::exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + j), m), sc));
     _mm512_mask_storeu_ps(p + j, k, e);
     sum = _mm512_mask_add_ps(sum, k, sum, e);
   }

@@ -8,6 +8,7 @@
 #include "gpt_internal.h"
 #include "kernels/ref/transformer.h"
 #include "moe/error.h"
+#include "moe/layer_internal.h"
 
 namespace moe {
 
@@ -16,20 +17,6 @@ using namespace gpt_detail;
 namespace {
 
 [[noreturn]] void bad(const std::string& m) { throw InvalidInput("[gpt infer] " + m); }
-
-ExpertWeights<float> routed_view(const MoeLayerWeights& m, int64_t d) {
-  ExpertWeights<float> v;
-  v.n_experts = m.up.dim(0);
-  v.d_model = d;
-  v.hidden = m.up.dim(1);
-  v.gate = ptr<float>(m.gate);
-  v.up = ptr<float>(m.up);
-  v.down = ptr<float>(m.down);
-  v.gate_bias = ptr<float>(m.gate_bias);
-  v.up_bias = ptr<float>(m.up_bias);
-  v.down_bias = ptr<float>(m.down_bias);
-  return v;
-}
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -53,7 +40,7 @@ KvCache make_kv_cache(const GptConfig& c, const GptWeights& w) {
     if (!c.is_moe_layer(l)) {
       kv.packed[l] = pack_experts(c.dense, dense_view<float>(b, c.d_model));
     } else if (c.moe.soft.slots_per_expert == 0) {
-      kv.packed[l] = pack_experts(c.moe.expert, routed_view(b.moe, c.d_model));
+      kv.packed[l] = pack_experts(c.moe.expert, detail::expert_view<float>(b.moe, c.d_model));
     }
   }
   return kv;
