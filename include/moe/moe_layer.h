@@ -27,6 +27,7 @@ struct LossConfig {
 
 struct SoftMoeConfig {
   int64_t slots_per_expert = 0;  // p; 0 = not a Soft MoE layer
+  double noise_std = 0;          // vmoe SoftRouter: logits += noise_std·N(0, 1) in training (0 = none)
 };
 
 struct MoeLayerConfig {
