@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "moe/expert_store.h"
 #include "moe/experts.h"
 #include "moe/rng.h"
 
@@ -66,6 +67,23 @@ std::vector<double> plain(const Ffn& f, ExpertAct act, bool bias, const double* 
   return y;
 }
 
+// A dense FFN through the expert store: one expert (the f64 reference format), every token.
+struct DenseRun {
+  DispatchPlan plan;
+  ExpertRunState<double> st;
+  std::vector<double> ones;
+  void forward(const ExpertConfig& c, const ExpertWeights<double>& w, const double* x, int64_t T, double* y) {
+    make_dense_plan(T, plan);
+    ones.assign(static_cast<size_t>(T), 1.0);
+    run_experts(view_experts(c, w), plan, ones.data(), x, y, st);
+  }
+  void backward(const ExpertConfig& c, const ExpertWeights<double>& w, const double* x, const double* dy, double* dx,
+                const ExpertGrads<double>& g) {
+    std::vector<double> dw(ones.size());
+    run_experts_backward(view_experts(c, w), plan, ones.data(), x, st, dy, dx, g, dw.data());
+  }
+};
+
 }  // namespace
 
 TEST(Experts, EveryActivationMatchesItsFormula) {
@@ -76,9 +94,9 @@ TEST(Experts, EveryActivationMatchesItsFormula) {
   for (ExpertAct act : {ExpertAct::swiglu, ExpertAct::gelu, ExpertAct::gelu_tanh, ExpertAct::relu, ExpertAct::gpt_oss_swiglu}) {
     for (bool bias : {false, true}) {
       ExpertConfig c{act, f.I, bias, 1.702, 1.0};
-      ExpertActivations<double> a;
+      DenseRun a;
       std::vector<double> y(x.size());
-      dense_ffn_forward(c, f.view(bias), x.data(), 5, a, y.data());
+      a.forward(c, f.view(bias), x.data(), 5, y.data());
       for (int64_t t = 0; t < 5; ++t) {
         const auto want = plain(f, act, bias, x.data() + t * f.H, 1.702, 1.0);
         for (int64_t o = 0; o < f.H; ++o) EXPECT_NEAR(y[t * f.H + o], want[o], 1e-12) << expert_act_name(act);
@@ -97,19 +115,19 @@ TEST(Experts, DenseFfnBackwardMatchesFiniteDifferences) {
   for (ExpertAct act : {ExpertAct::swiglu, ExpertAct::gelu, ExpertAct::gpt_oss_swiglu}) {
     ExpertConfig c{act, f.I, true, 1.702, 1.2};
     auto loss = [&](const std::vector<double>& xx) {
-      ExpertActivations<double> a;
+      DenseRun a;
       std::vector<double> y(xx.size());
-      dense_ffn_forward(c, f.view(true), xx.data(), T, a, y.data());
+      a.forward(c, f.view(true), xx.data(), T, y.data());
       double l = 0;
       for (size_t i = 0; i < y.size(); ++i) l += y[i] * dy[i];
       return l;
     };
-    ExpertActivations<double> a;
+    DenseRun a;
     std::vector<double> y(x.size()), dx(x.size(), 0.0), dgate(f.gate.size(), 0.0), dup(f.up.size(), 0.0),
         ddown(f.down.size(), 0.0), dbg(f.I, 0.0), dbu(f.I, 0.0), dbd(f.H, 0.0);
-    dense_ffn_forward(c, f.view(true), x.data(), T, a, y.data());
-    dense_ffn_backward(c, f.view(true), x.data(), T, a, dy.data(), dx.data(),
-                       ExpertGrads<double>{dgate.data(), dup.data(), ddown.data(), dbg.data(), dbu.data(), dbd.data()});
+    a.forward(c, f.view(true), x.data(), T, y.data());
+    a.backward(c, f.view(true), x.data(), dy.data(), dx.data(),
+               ExpertGrads<double>{dgate.data(), dup.data(), ddown.data(), dbg.data(), dbu.data(), dbd.data()});
     const double h = 1e-6;
     for (size_t i = 0; i < x.size(); ++i) {
       auto xp = x, xm = x;

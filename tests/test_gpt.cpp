@@ -96,11 +96,12 @@ TEST_P(GptKv, CachedInferenceEqualsFullForward) {
   std::vector<float> full(static_cast<size_t>(S * V));
   gpt_forward<float>(c, w, in, acts, full.data());
 
-  KvCache kv = make_kv_cache(c, w);
+  const GptPrepared model = prepare_gpt(c, w);
+  KvCache kv = make_kv_cache(model);
   GptInferStats stats;
   std::vector<float> logits(static_cast<size_t>(V));
   for (int64_t i = 0; i < S; ++i) {
-    gpt_infer(c, w, tokens.data() + i, 1, kv, logits.data(), &stats);
+    gpt_infer(model, tokens.data() + i, 1, kv, logits.data(), &stats);
     expect_close(logits.data(), full.data() + i * V, V, 2e-5, "decode position " + std::to_string(i));
   }
   EXPECT_EQ(kv.len, S);
@@ -111,13 +112,13 @@ TEST_P(GptKv, CachedInferenceEqualsFullForward) {
 
   // Prefill 10, then decode the rest; then the cache is full.
   kv.reset();
-  gpt_infer(c, w, tokens.data(), 10, kv, logits.data(), nullptr);
+  gpt_infer(model, tokens.data(), 10, kv, logits.data(), nullptr);
   expect_close(logits.data(), full.data() + 9 * V, V, 2e-5, "prefill");
   for (int64_t i = 10; i < S; ++i) {
-    gpt_infer(c, w, tokens.data() + i, 1, kv, logits.data(), nullptr);
+    gpt_infer(model, tokens.data() + i, 1, kv, logits.data(), nullptr);
     expect_close(logits.data(), full.data() + i * V, V, 2e-5, "after prefill, position " + std::to_string(i));
   }
-  EXPECT_NE(error_of([&] { gpt_infer(c, w, tokens.data(), 1, kv, logits.data(), nullptr); }).find("> context=24"),
+  EXPECT_NE(error_of([&] { gpt_infer(model, tokens.data(), 1, kv, logits.data(), nullptr); }).find("> context=24"),
             std::string::npos);
 }
 
@@ -126,12 +127,13 @@ INSTANTIATE_TEST_SUITE_P(Models, GptKv, ::testing::Values(0, 1, 2));
 TEST(GptKv, RejectsBadTokensAndEncoders) {
   GptConfig c = small(false);
   const GptWeights w = random_weights(c, 1);
-  KvCache kv = make_kv_cache(c, w);
+  const GptPrepared model = prepare_gpt(c, w);
+  KvCache kv = make_kv_cache(model);
   const int32_t bad[] = {3, 37};
-  EXPECT_NE(error_of([&] { gpt_infer(c, w, bad, 2, kv, nullptr, nullptr); }).find("token id 37"), std::string::npos);
+  EXPECT_NE(error_of([&] { gpt_infer(model, bad, 2, kv, nullptr, nullptr); }).find("token id 37"), std::string::npos);
   EXPECT_EQ(kv.len, 0);
   c.causal = false;
-  EXPECT_NE(error_of([&] { make_kv_cache(c, w); }).find("causal"), std::string::npos);
+  EXPECT_NE(error_of([&] { prepare_gpt(c, w); }).find("causal"), std::string::npos);
 }
 
 TEST(GptConfig, ValidationNamesTheField) {

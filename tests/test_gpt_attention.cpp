@@ -1,4 +1,4 @@
-// The float attention of the GPT training path (src/model/attention.cpp: GEMM blocks, vector
+// The float attention of the GPT training path (src/kernels/cpu/attention.cpp: GEMM blocks, vector
 // softmax) against its float64 twins ref::attention_head_forward / _backward, over odd sequence
 // lengths around the 32-row block, causal and bidirectional, grouped KV heads; and the same
 // bits for 1 and 2 threads.
@@ -8,12 +8,12 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/ref/transformer.h"
-#include "model/attention.h"
 #include "moe/rng.h"
 
 using namespace moe;
-using gpt_detail::AttentionShape;
+using cpu::AttentionShape;
 
 namespace {
 
@@ -57,9 +57,12 @@ Result run_fast(const AttentionShape& s, const Buffers& in) {
   r.dq.assign(static_cast<size_t>(T * qd), 0.5f);                      // backward accumulates
   r.dk.assign(static_cast<size_t>(T * kvd), 0.5f);
   r.dv.assign(static_cast<size_t>(T * kvd), 0.5f);
-  gpt_detail::attention_forward_f32(s, r.att.data(), r.probs.data(), in.q.data(), in.k.data(), in.v.data());
-  gpt_detail::attention_backward_f32(s, r.dq.data(), r.dk.data(), r.dv.data(), in.dout.data(), r.probs.data(),
-                                     in.q.data(), in.k.data(), in.v.data());
+  const int th = omp_get_max_threads();
+  Workspace ws;
+  cpu::attention_forward(s, r.att.data(), r.probs.data(), in.q.data(), in.k.data(), in.v.data(), th,
+                         ws.get(cpu::attention_forward_scratch_bytes(s, th)));
+  cpu::attention_backward(s, r.dq.data(), r.dk.data(), r.dv.data(), in.dout.data(), r.probs.data(), in.q.data(),
+                          in.k.data(), in.v.data(), th, ws.get(cpu::attention_backward_scratch_bytes(s, th)));
   return r;
 }
 

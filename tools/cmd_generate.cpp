@@ -92,7 +92,8 @@ Run add_generate(CLI::App& app) {
     for (const int32_t t : prompt)
       if (t >= cfg.vocab_size) throw InvalidInput("[generate] prompt byte " + std::to_string(t) + " is outside the vocabulary");
 
-    KvCache cache = make_kv_cache(cfg, m.weights);
+    const GptPrepared model = prepare_gpt(cfg, m.weights);
+    KvCache cache = make_kv_cache(model);
     GptInferStats stats;
     Rng rng(f->seed);
     std::vector<float> logits(static_cast<size_t>(cfg.vocab_size));
@@ -116,7 +117,7 @@ Run add_generate(CLI::App& app) {
     };
     emit(f->prompt);
     const auto t0 = std::chrono::steady_clock::now();
-    gpt_infer(cfg, m.weights, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), &stats);
+    gpt_infer(model, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), &stats);
     account(static_cast<int64_t>(seq.size()));
     for (int64_t i = 0; i < f->max_new_tokens; ++i) {
       const int32_t next = sample_token(logits.data(), cfg.vocab_size, f->sampling, rng);
@@ -126,10 +127,10 @@ Run add_generate(CLI::App& app) {
       if (i + 1 == f->max_new_tokens) break;  // exactly max_new_tokens new tokens, no extra call
       if (f->no_kv_cache) {
         cache.reset();
-        gpt_infer(cfg, m.weights, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), &stats);
+        gpt_infer(model, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), &stats);
         account(static_cast<int64_t>(seq.size()));
       } else {
-        gpt_infer(cfg, m.weights, &seq.back(), 1, cache, logits.data(), &stats);
+        gpt_infer(model, &seq.back(), 1, cache, logits.data(), &stats);
         account(1);
       }
     }

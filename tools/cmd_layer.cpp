@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "moe/error.h"
+#include "moe/expert_store.h"
 #include "moe/layer_io.h"
 #include "moe/moe_layer.h"
 #include "moe/rng.h"
@@ -22,7 +23,7 @@ namespace moe::cli {
 namespace {
 
 struct LayerFlags {
-  std::string config, weights, inputs, out, precision = "f32", prefix;
+  std::string config, weights, inputs, out, precision = "f32", prefix, experts = "auto";
   bool training = false;
   uint64_t seed = 0;
 };
@@ -149,7 +150,21 @@ int run_typed(const LayerFlags& f) {
     in.mask = mask.data();
   }
   if (inf.contains("dy")) dy = input("dy", xs);
-  in.need_backward = !dy.empty();  // forward-only runs take the fast grouped kernels (f32)
+  // The experts' storage: the weights as given (f32 training path, f64 reference) when gradients
+  // are wanted, else by default the packed inference kernels for f32 (--experts overrides).
+  const ExpertFormat format = f.experts == "auto" ? (dy.empty() && dt == DType::f32 ? ExpertFormat::packed_f32 : ExpertFormat::f32)
+                                                  : parse_expert_format(f.experts);
+  PreparedMoeLayer prepared;
+  const bool packed = format == ExpertFormat::packed_f32 || format == ExpertFormat::packed_bf16;
+  if (packed) {
+    if (dt != DType::f32) throw InvalidInput("[layer] --experts " + f.experts + " needs --precision f32");
+    if (!dy.empty()) throw InvalidInput("[layer] --experts " + f.experts + " is inference-only: no backward with dy");
+    prepared = prepare_layer(cfg, w, format);
+    in.prepared = &prepared;
+  } else if (f.experts != "auto" && format != (dt == DType::f64 ? ExpertFormat::f64 : ExpertFormat::f32)) {
+    throw InvalidInput("[layer] --experts " + f.experts + " does not match --precision " + f.precision);
+  }
+  const std::string kernels = packed ? expert_format_name(format) : dt == DType::f64 ? "f64 reference" : "f32 training";
   in.noise = noise.empty() ? nullptr : noise.data();
   in.jitter = jitter.empty() ? nullptr : jitter.data();
 
@@ -164,8 +179,8 @@ int run_typed(const LayerFlags& f) {
   for (const auto& [name, v] : st.losses) scalar(name == "aux_total" ? "loss.aux_total" : "loss." + name, v);
   if (cfg.soft.slots_per_expert > 0) {
     const int64_t SL = E * cfg.soft.slots_per_expert;
-    out.emplace_back("soft.dispatch", Tensor::from<T>({Tn, SL}, st.soft_dispatch));
-    out.emplace_back("soft.combine", Tensor::from<T>({Tn, SL}, st.soft_combine));
+    out.emplace_back("soft.dispatch", Tensor::from<T>({Tn, SL}, st.soft.dispatch));
+    out.emplace_back("soft.combine", Tensor::from<T>({Tn, SL}, st.soft.combine));
   } else {
     const Routing& r = st.router.routing;
     out.emplace_back("router_logits", Tensor::from<T>({Tn, E}, st.raw_logits));
@@ -205,7 +220,7 @@ int run_typed(const LayerFlags& f) {
   for (const auto& [name, t] : out) views.emplace_back(name, t.view());
   write_safetensors(f.out, views);
   std::cerr << "moe layer: " << type << ", " << Tn << " tokens, " << E << " experts, "
-            << (st.fast ? std::string("fast ") + fast_experts_isa() + " kernels" : std::string("reference kernels")) << " -> "
+            << kernels << " experts -> "
             << f.out << "\n";
   return 0;
 }
@@ -223,6 +238,10 @@ Run add_layer(CLI::App& app) {
   cmd->add_option("--out", f->out, "Output safetensors file (written atomically)")->required();
   cmd->add_option("--precision", f->precision, "f32 or f64: the compute and output type")->capture_default_str();
   cmd->add_option("--prefix", f->prefix, "Prefix every weight name carries (e.g. model.layers.0.mlp.)");
+  cmd->add_option("--experts", f->experts,
+                  "Expert storage: auto (packed_f32 for f32 without dy, else the weights as given), f32, f64, "
+                  "packed_f32, packed_bf16 (the last two: inference only)")
+      ->capture_default_str();
   cmd->add_flag("--training", f->training, "Training mode: router noise and jitter are applied");
   cmd->add_option("--seed", f->seed, "Seed for noise/jitter not given in the inputs")->capture_default_str();
   return [f]() -> int {

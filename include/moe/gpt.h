@@ -9,8 +9,9 @@
 //
 // Legend: B batch, S sequence, T = B·S tokens, d model width, H query heads, Hkv key/value heads,
 // hd = d / H head width, V vocabulary, C context, F dense FFN width, E experts, L layers.
-// T = float runs the fast kernels (cpu::gemm_f32, fast experts); T = double runs float64
-// reference paths (what finite-difference tests check).
+// T = float runs the fast kernels, T = double their float64 twins (what finite-difference tests
+// check): the dense ops choose in kernels/ops.h, the FFNs through their expert store's format.
+// One block step (src/model/gpt_block.cpp) serves the training forward and KV-cache inference.
 #pragma once
 
 #include <cstdint>
@@ -20,9 +21,11 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "moe/dispatch.h"
+#include "moe/expert_store.h"
 #include "moe/experts.h"
-#include "moe/fast_experts.h"
 #include "moe/moe_layer.h"
+#include "moe/workspace.h"
 #include "moe/rng.h"
 #include "moe/tensor.h"
 
@@ -124,8 +127,8 @@ struct GptBlockActs {
   std::vector<T> x_mid;             // [T, d] residual after attention
   std::vector<T> n2;                // [T, d] norm2 output (FFN input)
   std::vector<T> mean2, rstd2;      // [T]
-  ExpertActivations<T> dense;       // dense FFN, double path
-  FastTrainState dense_fast;        // dense FFN, float path
+  DispatchPlan dense_plan;          // dense FFN: every token once, to its one "expert"
+  ExpertRunState<T> dense;          // dense FFN
   MoeLayerState<T> moe;             // MoE layers
   LayerInputs moe_in;               // what the MoE layer saw (backward needs the same)
   std::vector<T> noise;             // [T, E] router noise (training, noisy routers)
@@ -144,9 +147,10 @@ struct GptActivations {
   std::vector<double> lse;          // [T] log-sum-exp of each logits row
   int64_t n_counted = 0;            // targets >= 0
   std::vector<T> rope_cos, rope_sin;  // [S, hd/2]
-  std::vector<T> ones;              // [T] combine weights of the dense FFN (float path)
+  std::vector<T> ones;              // [T] combine weights of the dense FFN
   // backward scratch
-  std::vector<T> dx, dx_mid, dn, dq, dk, dv, datt, dlogits, dffn, dweights;
+  std::vector<T> dx, dx_mid, dn, dq, dk, dv, datt, dlogits, dweights;
+  Workspace ws;                     // kernel scratch
 };
 
 struct GptStepInputs {
@@ -177,21 +181,37 @@ template <class T>
 void gpt_backward(const GptConfig& config, const GptWeights& weights, const GptStepInputs& in,
                   GptActivations<T>& acts, GptWeights& grads);
 
-// Float inference with a KV cache. The cache also holds the FFN weights packed for the fast
-// inference kernels, taken from the weights given to make_kv_cache: make a new cache after the
-// weights change.
+// Weights prepared once for float inference: the attention projections, the head and every FFN
+// packed for the fast kernels (the model owns these copies; embeddings, norms and biases are read
+// from the weights, which must outlive it). Config and weights are validated here, once.
+struct GptPreparedBlock {
+  std::shared_ptr<const cpu::PackedMatrix> wq, wk, wv, wo;  // [H·hd, d], [Hkv·hd, d] ×2, [d, H·hd]
+  PreparedMoeLayer moe;                                     // MoE layers
+  ExpertStore dense;                                        // dense layers: the FFN as one packed expert
+};
+struct GptPrepared {
+  GptConfig config;
+  const GptWeights* weights = nullptr;
+  ExpertFormat ffn_format = ExpertFormat::packed_f32;
+  std::vector<GptPreparedBlock> blocks;            // [L]
+  std::shared_ptr<const cpu::PackedMatrix> head;   // [V, d] (wte when tied)
+};
+// InvalidInput for a non-causal model, non-f32 weights, or a format that is not packed.
+GptPrepared prepare_gpt(const GptConfig& config, const GptWeights& weights,
+                        ExpertFormat ffn_format = ExpertFormat::packed_f32, int threads = 0);
+
+// The keys and values of the positions seen so far, and the buffers of one inference step.
 struct KvCache {
   int64_t context = 0;                  // C
   int64_t kv_dim = 0;                   // Hkv·hd
   int64_t len = 0;                      // positions filled
   std::vector<std::vector<float>> k, v; // [L][C, Hkv·hd] (k after RoPE)
-  std::vector<PackedExperts> packed;    // [L] routed experts (MoE) or the dense FFN as one expert
-  std::vector<MoeLayerState<float>> moe_state;  // [L] reused MoE layer state
-  std::vector<float> scratch;           // reused work buffers
+  std::vector<MoeLayerState<float>> moe_state;  // [L] reused MoE layer states
+  GptActivations<float> step;           // reused per-step buffers (one block's worth)
   void reset() { len = 0; }
 };
 
-KvCache make_kv_cache(const GptConfig& config, const GptWeights& weights);
+KvCache make_kv_cache(const GptPrepared& model);
 
 struct GptInferStats {
   double ffn_ms = 0;        // time in FFN layers (dense and MoE), accumulated
@@ -204,10 +224,10 @@ struct GptInferStats {
 };
 
 // Processes n new tokens (prefill n > 1, decode n = 1), appending them to the cache; writes the
-// logits of the last one ([V]). InvalidInput if cache.len + n > context, bad ids, a non-causal
-// model, or non-f32 weights. MoE layers see the n new tokens as one group (capacity routers
-// therefore route a prefill differently from a token-by-token decode).
-void gpt_infer(const GptConfig& config, const GptWeights& weights, const int32_t* tokens, int64_t n, KvCache& cache,
-               float* logits_last, GptInferStats* stats);
+// logits of the last one ([V]). InvalidInput if cache.len + n > context, bad ids, or a cache made
+// for another model. MoE layers see the n new tokens as one group (capacity routers therefore
+// route a prefill differently from a token-by-token decode).
+void gpt_infer(const GptPrepared& model, const int32_t* tokens, int64_t n, KvCache& cache, float* logits_last,
+               GptInferStats* stats);
 
 }  // namespace moe

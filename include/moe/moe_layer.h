@@ -7,15 +7,22 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "moe/dispatch.h"
+#include "moe/expert_store.h"
 #include "moe/experts.h"
-#include "moe/fast_experts.h"
 #include "moe/router.h"
 #include "moe/tensor.h"
+#include "moe/workspace.h"
 
 namespace moe {
+
+namespace cpu {
+struct PackedMatrix;
+}
 
 // Balance-loss coefficients by name (0 = not computed); docs/layer-format.md lists the names.
 struct LossConfig {
@@ -68,19 +75,43 @@ void check_layer_weights(const MoeLayerConfig& config, const MoeLayerWeights& we
 // Names of the weights that get gradients (selection_bias is updated without one).
 bool is_trainable(const std::string& name);
 
+// The expert stores a layer runs on. Training uses views of the layer's own tensors (the f32 or
+// f64 formats, whichever dtype the weights have); inference packs them once (prepare_layer) and
+// passes the result in LayerInputs::prepared, with the router weight packed for the GEMV too.
+struct PreparedMoeLayer {
+  ExpertStore routed;                                  // routed experts (also Soft MoE's experts)
+  ExpertStore shared;                                  // the shared expert (n_experts 0 = none)
+  std::shared_ptr<const cpu::PackedMatrix> router;     // router weight [E, H] packed (null: raw)
+};
+// Views of the weights' tensors (nothing copied; the weights must outlive the result).
+PreparedMoeLayer view_layer(const MoeLayerConfig& config, const MoeLayerWeights& weights);
+// Packed copies for inference (format packed_f32 or packed_bf16; f32 weights).
+PreparedMoeLayer prepare_layer(const MoeLayerConfig& config, const MoeLayerWeights& weights, ExpertFormat format,
+                               int threads = 0);
+
 struct LayerInputs {
   int64_t n_tokens = 0;
   int64_t group_tokens = 0;          // tokens per sequence (capacity, per-sequence losses)
   bool training = false;
-  const void* noise = nullptr;       // [T, E] standard normal (noisy routers), dtype T
+  const void* noise = nullptr;       // [T, E] standard normal (noisy routers), [T, E·p] (Soft MoE), dtype T
   const void* jitter = nullptr;      // [T, H] multiplicative factors (Mixtral jitter), dtype T
   const uint8_t* mask = nullptr;     // [T] 1 = real token (HF load-balancing loss)
-  // Float layers run the routed experts on the fast grouped kernels (include/moe/fast_experts.h):
-  // with need_backward false the inference path over `packed` (packed for this call if null),
-  // else the training path, whose backward is grouped the same way. Double layers stay on the
-  // float64 reference (the finite-difference tests' path).
-  bool need_backward = true;
-  const PackedExperts* packed = nullptr;
+  // Packed stores from prepare_layer (inference: no backward); null = views of the weights.
+  const PreparedMoeLayer* prepared = nullptr;
+  // The caller validated config and weights once (a model does, at load); skips the per-call checks.
+  bool validated = false;
+};
+
+// Soft MoE's per-call tensors (src/moe/soft_moe.cpp). S = E·p slots per group, G groups.
+template <class T>
+struct SoftMoeState {
+  std::vector<T> logits, dispatch, combine;  // [T, S] scale·Xn·Φn (+ noise), softmax over tokens / slots
+  std::vector<T> slots;                      // [G·S, H] slot inputs Dᵀ X
+  std::vector<T> xn, phin;                   // normalised x [T, H] and Φ [H, S]
+  std::vector<T> xnorm, phinorm;             // their norms [T], [S]
+  DispatchPlan plan;                         // slot rows grouped by expert
+  std::vector<T> rows, out_rows;             // [G·S, H] dispatched slots, expert outputs (plan order)
+  ExpertRunState<T> experts;
 };
 
 template <class T>
@@ -89,19 +120,15 @@ struct MoeLayerState {
   std::vector<T> raw_logits;        // [T, E] x·Wᵀ (+ bias)
   std::vector<T> noise_logits;      // [T, E] shazeer
   RouterState<T> router;
-  ExpertActivations<T> experts;
-  ExpertActivations<T> shared;
-  std::vector<T> shared_gate;       // [T] sigmoid values
+  DispatchPlan plan;                // the routed experts' rows
+  ExpertRunState<T> experts;
+  DispatchPlan shared_plan;         // every token once
+  ExpertRunState<T> shared;
+  std::vector<T> shared_gate;       // [T] sigmoid gate values (1 without a gate): the shared expert's combine weights
+  std::vector<T> shared_out;        // [T, H] gate · shared(x)
+  SoftMoeState<T> soft;
   std::map<std::string, double> losses;  // unscaled values, and "aux_total"
-  bool fast = false;                     // experts ran on the fast path: no backward possible
-  bool fast_train = false;               // experts ran on the fast training path (float)
-  FastTrainState fast_state;
-  FastTrainState shared_fast;            // float layers: the shared expert on the fast training path
-  bool shared_on_fast = false;
-  // Soft MoE
-  std::vector<T> soft_logits, soft_dispatch, soft_combine, soft_slots;  // [T,S], [T,S], [T,S], [S,H]
-  std::vector<T> soft_xn, soft_phin;                                      // normalised x, Φ
-  std::vector<T> soft_xnorm, soft_phinorm;                                // their norms
+  Workspace ws;                     // router GEMMs
 };
 
 template <class T>
@@ -112,6 +139,6 @@ void moe_layer_forward(const MoeLayerConfig& config, const MoeLayerWeights& weig
 // into `grads` (a MoeLayerWeights of the same shapes, e.g. from make_layer_weights).
 template <class T>
 void moe_layer_backward(const MoeLayerConfig& config, const MoeLayerWeights& weights, const LayerInputs& in,
-                        const MoeLayerState<T>& state, const T* dy, T* dx, MoeLayerWeights& grads);
+                        MoeLayerState<T>& state, const T* dy, T* dx, MoeLayerWeights& grads);
 
 }  // namespace moe

@@ -23,6 +23,7 @@ size_t dtype_size(DType dtype);
 // 2 MiB and marked for transparent huge pages: streaming gigabytes of weights through 4 KiB pages
 // costs a TLB miss every 4 KiB and stops the hardware prefetchers at every page boundary.
 void* allocate_zeroed(size_t bytes);
+void* allocate_uninit(size_t bytes);  // the same without the zeroing (for buffers written in full)
 const char* dtype_name(DType dtype);  // safetensors spelling: F32, F64, BF16, F16, I32, I64, U8, I8, BOOL, I16, ...
 
 // C++ type -> DType, for typed access.

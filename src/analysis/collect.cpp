@@ -20,7 +20,7 @@ void record_layer(const GptConfig& c, const MoeLayerState<float>& st, int64_t ba
     // Soft MoE: every token feeds every slot; its expert is the one whose slots weigh it most.
     const int64_t p = c.moe.soft.slots_per_expert, S = E * p;
     for (int64_t t = 0; t < n; ++t) {
-      const float* dsp = st.soft_dispatch.data() + t * S;  // [S]
+      const float* dsp = st.soft.dispatch.data() + t * S;  // [S]
       int32_t best = 0;
       double best_w = -1;
       for (int64_t e = 0; e < E; ++e) {

@@ -11,7 +11,12 @@
 
 #include "moe/bench.h"
 #include "moe/error.h"
-#include "moe/fast_experts.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/microkernel.h"
+#include "kernels/cpu/packed_ffn.h"
+#include "moe/dispatch.h"
+#include "moe/expert_store.h"
+#include "moe/experts.h"
 #include "moe/rng.h"
 #include "moe/router.h"
 #include "moe/safetensors.h"
@@ -112,6 +117,7 @@ json run_layer_bench(const LayerBenchConfig& c) {
   if (c.threads < 1) bad("--threads=" + std::to_string(c.threads) + " must be >= 1");
   if (c.dtype != "fp32" && c.dtype != "bf16") bad("--dtype=" + c.dtype + " is not one of: fp32, bf16");
   const DType wdt = c.dtype == "bf16" ? DType::bf16 : DType::f32;
+  const ExpertFormat format = wdt == DType::bf16 ? ExpertFormat::packed_bf16 : ExpertFormat::packed_f32;
 
   Routing routing;
   if (c.routing == "uniform") {
@@ -133,60 +139,68 @@ json run_layer_bench(const LayerBenchConfig& c) {
   };
   const double sh = 1 / std::sqrt(static_cast<double>(H)), si = 1 / std::sqrt(static_cast<double>(I));
   std::vector<float> x = randv(T * H, 1.0), router_w = randv(E * H, sh);
-  ExpertConfig ec{ExpertAct::swiglu, I, false, 1.702, 7.0};
-  double t0 = now();
-  // Expert weights: packed one expert at a time, so only the packed copy is ever resident
-  // (DeepSeek-sized layers fit); the training path needs the raw f32 stacks as well.
+  const ExpertConfig ec{ExpertAct::swiglu, I, false, 1.702, 7.0};
+  // Expert weights: generated a few experts at a time and packed, so only the packed copy is
+  // ever resident (DeepSeek-sized layers fit); the training path needs the raw f32 stacks as well.
+  // Only the packing is timed: source f32 bytes per second is what a model load sees.
   std::vector<float> gate, up, down;
-  PackedExperts experts;
-  if (c.backward) {
-    gate = randv(E * I * H, sh), up = randv(E * I * H, sh), down = randv(E * H * I, si);
-    experts = pack_experts(ec, {E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, wdt);
-  } else {
-    experts = pack_experts(ec, E, H, wdt, [&](int64_t, float* g, float* u, float* d) {
-      for (int64_t i = 0; i < I * H; ++i) g[i] = static_cast<float>(sh * rng.normal());
-      for (int64_t i = 0; i < I * H; ++i) u[i] = static_cast<float>(sh * rng.normal());
-      for (int64_t i = 0; i < H * I; ++i) d[i] = static_cast<float>(si * rng.normal());
-    });
+  ExpertStore experts = make_packed_experts(ec, E, H, format);
+  double pack_s = 0;
+  const int64_t chunk = c.backward ? E : std::max<int64_t>(1, std::min<int64_t>(E, (64 << 20) / (3 * I * H * 4)));
+  for (int64_t e0 = 0; e0 < E; e0 += chunk) {
+    const int64_t n = std::min(chunk, E - e0);
+    gate = randv(n * I * H, sh), up = randv(n * I * H, sh), down = randv(n * H * I, si);
+    const double t0 = now();
+    pack_experts_into(experts, e0, {n, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, c.threads);
+    pack_s += now() - t0;
   }
+  const double pack_bytes = 3.0 * static_cast<double>(E) * I * H * 4;
+  if (!c.backward) gate.clear(), up.clear(), down.clear();
   const ExpertWeights<float> raw{E, H, I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr};
-  const double pack_ms = (now() - t0) * 1e3;
-  const PackedLinear router = pack_linear(router_w.data(), E, H);
+  const cpu::PackedMatrix router = cpu::pack_matrix(router_w.data(), E, H, c.threads);
   // Dense FFN with the same active FLOPs: width k·I, every token.
-  PackedExperts dense;
+  ExpertStore dense;
   {
-    std::vector<float> gate = randv(k * I * H, sh), up = randv(k * I * H, sh), down = randv(H * k * I, si);
+    std::vector<float> dg = randv(k * I * H, sh), du = randv(k * I * H, sh), dd = randv(H * k * I, si);
     dense = pack_experts({ExpertAct::swiglu, k * I, false, 1.702, 7.0},
-                         {1, H, k * I, gate.data(), up.data(), down.data(), nullptr, nullptr, nullptr}, wdt);
+                         {1, H, k * I, dg.data(), du.data(), dd.data(), nullptr, nullptr, nullptr}, format, c.threads);
   }
-  const Routing all = dense_routing(T);
+  DispatchPlan plan, all;
+  make_dispatch_plan(routing, plan);
+  make_dense_plan(T, all);
   const std::vector<float> ones(static_cast<size_t>(T), 1.0f);
   std::vector<float> weights(static_cast<size_t>(routing.n_slots()), 1.0f / static_cast<float>(k));
   std::vector<float> y(static_cast<size_t>(T * H)), logits(static_cast<size_t>(T * E));
-  const FastExpertsOptions opt{c.threads};
+  const ExpertRunOptions opt{c.threads};
+  ExpertRunState<float> st, dense_st;
+  Workspace ws;
 
   RouterConfig rc;
   rc.n_experts = E;
   rc.top_k = k;
   rc.normalize = true;
   RouterState<float> rs;
+  DispatchPlan routed_plan;
   const Timing t_router = time_it([&] {
-    fast_linear(router, x.data(), T, logits.data(), opt);
+    cpu::linear_packed(router, x.data(), T, nullptr, logits.data(), c.threads,
+                       ws.get(cpu::linear_packed_scratch_bytes(router, T, c.threads)));
     router_forward<float>(rc, logits.data(), nullptr, nullptr, nullptr, T, T, false, rs);
+    make_dispatch_plan(rs.routing, routed_plan);
   }, c.min_seconds / 2);
-  const Timing t_experts = time_it([&] { fast_experts_forward(experts, routing, weights.data(), x.data(), y.data(), opt); }, c.min_seconds);
-  const Timing t_dense = time_it([&] { fast_experts_forward(dense, all, ones.data(), x.data(), y.data(), opt); }, c.min_seconds);
+  const Timing t_experts = time_it([&] { run_experts(experts, plan, weights.data(), x.data(), y.data(), st, opt); }, c.min_seconds);
+  const Timing t_dense = time_it([&] { run_experts(dense, all, ones.data(), x.data(), y.data(), dense_st, opt); }, c.min_seconds);
   json backward = nullptr;
   if (c.backward) {
     if (wdt != DType::f32) bad("--backward: the training path runs on f32 weights");
-    FastTrainState ts;
+    const ExpertStore train = view_experts(ec, raw);
+    ExpertRunState<float> ts;
     std::vector<float> dy = randv(T * H, 1.0), dx(static_cast<size_t>(T * H)), dw(static_cast<size_t>(routing.n_slots()));
     std::vector<float> g_gate(gate.size()), g_up(up.size()), g_down(down.size());
     const ExpertGrads<float> grads{g_gate.data(), g_up.data(), g_down.data(), nullptr, nullptr, nullptr};
-    const Timing t_fwd = time_it([&] { fast_experts_train_forward(ec, raw, routing, weights.data(), x.data(), y.data(), ts, opt); }, c.min_seconds);
+    const Timing t_fwd = time_it([&] { run_experts(train, plan, weights.data(), x.data(), y.data(), ts, opt); }, c.min_seconds);
     const Timing t_bwd = time_it([&] {
       std::fill(dx.begin(), dx.end(), 0.0f);
-      fast_experts_backward(ec, raw, routing, weights.data(), x.data(), ts, dy.data(), dx.data(), grads, dw.data(), opt);
+      run_experts_backward(train, plan, weights.data(), x.data(), ts, dy.data(), dx.data(), grads, dw.data(), opt);
     }, c.min_seconds);
     const double bwd_flops = 2 * 2.0 * static_cast<double>(routing.n_kept()) * 3 * H * I;
     backward = {{"train_forward_ms", t_fwd.min_ms}, {"backward_ms", t_bwd.min_ms},
@@ -202,20 +216,21 @@ json run_layer_bench(const LayerBenchConfig& c) {
   const RoutingStats stats = routing_stats(routing);
   const double expert_flops = 2.0 * static_cast<double>(routing.n_kept()) * 3 * H * I;
   const double router_flops = 2.0 * T * H * E;
-  const double weight_bytes = static_cast<double>(active_experts) * static_cast<double>(experts.weight_bytes());
+  const double weight_bytes = static_cast<double>(active_experts) * static_cast<double>(experts.expert_bytes());
   const double layer_ms = t_router.min_ms + t_experts.min_ms;
   const double gflops = (expert_flops + router_flops) / (layer_ms * 1e6);
   const double dense_gflops = 2.0 * T * 3 * H * k * I / (t_dense.min_ms * 1e6);
   const double weight_gbps = weight_bytes / (t_experts.min_ms * 1e6);
   return {
       {"config", {{"emb_dim", H}, {"hidden_dim", I}, {"num_experts", E}, {"top_k", k}, {"tokens", T}, {"dtype", c.dtype},
-                  {"threads", c.threads}, {"routing", c.routing}, {"isa", fast_experts_isa()}}},
+                  {"threads", c.threads}, {"routing", c.routing}, {"isa", cpu::isa_name(cpu::detected_isa())}}},
       {"routing", {{"max_over_mean", stats.max_over_mean}, {"active_experts", active_experts}, {"rows", routing.n_kept()}}},
       {"ceilings", {{"fma_gflops", fma}, {"peak_kind", wdt == DType::bf16 ? "vdpbf16ps" : "f32 FMA"}, {"triad_gbps", triad}}},
       {"moe", {{"ms", layer_ms}, {"router_ms", t_router.min_ms}, {"experts_ms", t_experts.min_ms},
                {"experts_median_ms", t_experts.median_ms}, {"runs", t_experts.runs}, {"gflops", gflops},
                {"pct_fma_peak", fma > 0 ? 100 * gflops / fma : 0}, {"weight_gbps", weight_gbps},
-               {"pct_triad", triad > 0 ? 100 * weight_gbps / triad : 0}, {"pack_ms", pack_ms}}},
+               {"pct_triad", triad > 0 ? 100 * weight_gbps / triad : 0}, {"pack_ms", pack_s * 1e3},
+               {"pack_gbps", pack_bytes / std::max(pack_s, 1e-9) / 1e9}}},
       {"dense", {{"ms", t_dense.min_ms}, {"median_ms", t_dense.median_ms}, {"gflops", dense_gflops}, {"hidden_dim", k * I}}},
       {"moe_over_dense", layer_ms / t_dense.min_ms},
       {"backward", backward},
@@ -231,7 +246,8 @@ std::string format_layer_bench(const json& j) {
                 "  ceilings (this run): %s peak %.0f GFLOP/s, triad %.1f GB/s\n"
                 "  MoE      %9.3f ms  (router %.3f + experts %.3f)  %6.1f GFLOP/s  %5.1f%% of peak  weights %6.1f GB/s = %5.1f%% of triad\n"
                 "  dense    %9.3f ms  (width %lld, same active FLOPs)  %6.1f GFLOP/s\n"
-                "  MoE / dense = %.2f\n",
+                "  MoE / dense = %.2f\n"
+                "  packing  %9.1f ms  %.2f GB/s of f32 source weights\n",
                 c["emb_dim"].get<long long>(), c["hidden_dim"].get<long long>(), c["num_experts"].get<long long>(),
                 c["top_k"].get<long long>(), c["tokens"].get<long long>(), c["dtype"].get<std::string>().c_str(),
                 c["threads"].get<int>(), c["routing"].get<std::string>().c_str(), c["isa"].get<std::string>().c_str(),
@@ -241,7 +257,8 @@ std::string format_layer_bench(const json& j) {
                 j["moe"]["ms"].get<double>(), j["moe"]["router_ms"].get<double>(), j["moe"]["experts_ms"].get<double>(),
                 j["moe"]["gflops"].get<double>(), j["moe"]["pct_fma_peak"].get<double>(), j["moe"]["weight_gbps"].get<double>(),
                 j["moe"]["pct_triad"].get<double>(), j["dense"]["ms"].get<double>(), j["dense"]["hidden_dim"].get<long long>(),
-                j["dense"]["gflops"].get<double>(), j["moe_over_dense"].get<double>());
+                j["dense"]["gflops"].get<double>(), j["moe_over_dense"].get<double>(), j["moe"]["pack_ms"].get<double>(),
+                j["moe"]["pack_gbps"].get<double>());
   std::string out = buf;
   if (!j["backward"].is_null()) {
     const json& b = j["backward"];

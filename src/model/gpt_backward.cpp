@@ -3,9 +3,7 @@
 // Accumulates d(total)/dθ into the gradients; the MoE layers add their aux-loss gradients.
 #include <cmath>
 
-#include "attention.h"
 #include "gpt_internal.h"
-#include "kernels/cpu/microkernel.h"
 #include "kernels/ref/transformer.h"
 #include "moe/error.h"
 
@@ -34,60 +32,18 @@ void cross_entropy_backward(GptActivations<T>& g, const int32_t* targets, int64_
   }
 }
 
-// Backward of dense_ffn_forward_f32 (gpt_forward.cpp): dx += d(x), weight and bias gradients +=.
-// scratch: dh then d(pre_up) in place [T, F], and d(pre_gate) [T, F].
-void dense_ffn_backward_f32(const ExpertConfig& e, const GptBlockWeights& w, GptBlockWeights& gw, const float* x,
-                            int64_t Tn, int64_t d, const FastTrainState& st, const float* dy, float* dx,
-                            std::vector<float>& scratch) {
-  const int64_t F = e.hidden;
-  const bool gated = is_gated(e.act);
-  fit(scratch, (gated ? 2 : 1) * Tn * F);
-  float* du = scratch.data();
-  float* dg = gated ? du + Tn * F : nullptr;
-  const float* pg = gated ? st.pre_gate.data() : nullptr;
-  const float* pu = st.pre_up.data();
-  const float* Wd = w.ffn_down.as<float>();  // [d, F]
-  gemm_parallel(Tn, F, d, {dy, d, 1}, {Wd, F, 1}, du, F, false);  // dh = dy·Wd  [T, F]
-  linear_backward(static_cast<float*>(nullptr), mut<float>(gw.ffn_down), mut<float>(gw.ffn_down_bias), dy,
-                  st.hidden.data(), Wd, Tn, F, d);
-  const cpu::SwigluBackwardRows vec =
-      e.act == ExpertAct::swiglu ? cpu::swiglu_backward_rows(cpu::detected_isa()) : nullptr;
-#pragma omp parallel for schedule(static) if (Tn * F > kParallelWork)
-  for (int64_t t = 0; t < Tn; ++t) {
-    if (vec) {
-      vec(pg + t * F, pu + t * F, du + t * F, dg + t * F, du + t * F, F);  // du overwrites dh
-      continue;
-    }
-    for (int64_t j = 0; j < F; ++j) {
-      const int64_t i = t * F + j;
-      const ActivationGrad a = expert_activation(e, gated ? pg[i] : 0.0f, pu[i]);
-      const float dh = du[i];
-      if (gated) dg[i] = static_cast<float>(dh * a.dg);
-      du[i] = static_cast<float>(dh * a.du);
-    }
-  }
-  linear_backward(dx, mut<float>(gw.ffn_up), mut<float>(gw.ffn_up_bias), du, x, w.ffn_up.as<float>(), Tn, d, F);
-  if (gated) {
-    linear_backward(dx, mut<float>(gw.ffn_gate), mut<float>(gw.ffn_gate_bias), dg, x, w.ffn_gate.as<float>(), Tn, d,
-                    F);
-  }
-}
-
 // From d(block output) to d(n2) through the FFN: writes g.dn [T, d].
 template <class T>
 void ffn_backward(const GptConfig& c, const GptBlockWeights& w, GptBlockActs<T>& a, GptActivations<T>& g,
                   bool is_moe, const T* dy, GptBlockWeights& gw, int64_t Tn) {
-  const int64_t d = c.d_model;
   if (is_moe) {
     moe_layer_backward(c.moe, w.moe, a.moe_in, a.moe, dy, g.dn.data(), gw.moe);
     return;
   }
   std::fill(g.dn.begin(), g.dn.end(), T(0));
-  if constexpr (std::is_same_v<T, float>) {
-    dense_ffn_backward_f32(c.dense, w, gw, a.n2.data(), Tn, d, a.dense_fast, dy, g.dn.data(), g.dffn);
-  } else {
-    dense_ffn_backward(c.dense, dense_view<T>(w, d), a.n2.data(), Tn, a.dense, dy, g.dn.data(), dense_grads<T>(gw));
-  }
+  fit(g.dweights, Tn);
+  run_experts_backward(view_experts(c.dense, dense_view<T>(w, c.d_model)), a.dense_plan, g.ones.data(), a.n2.data(),
+                       a.dense, dy, g.dn.data(), dense_grads<T>(gw), g.dweights.data());
 }
 
 // From d(att) (g.datt) to d(q), d(k), d(v) (pre-RoPE for q and k), then through the
@@ -96,36 +52,15 @@ template <class T>
 void attention_backward(const GptConfig& c, const GptBlockWeights& w, const GptBlockActs<T>& a, GptActivations<T>& g,
                         GptBlockWeights& gw, int64_t B, int64_t S) {
   const int64_t Tn = B * S, d = c.d_model, H = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim();
-  const int64_t qd = H * hd, kvd = Hkv * hd, group = H / Hkv;
+  const int64_t qd = H * hd, kvd = Hkv * hd;
   fit(g.dq, Tn * qd);   // [T, H·hd]
   fit(g.dk, Tn * kvd);  // [T, Hkv·hd]
   fit(g.dv, Tn * kvd);
   std::fill(g.dq.begin(), g.dq.end(), T(0));
   std::fill(g.dk.begin(), g.dk.end(), T(0));
   std::fill(g.dv.begin(), g.dv.end(), T(0));
-  if constexpr (std::is_same_v<T, float>) {
-    attention_backward_f32({B, S, H, Hkv, hd, c.causal}, g.dq.data(), g.dk.data(), g.dv.data(), g.datt.data(),
-                           a.probs.data(), a.q.data(), a.k.data(), a.v.data());
-  } else {
-    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-#pragma omp parallel if (B * H * S * S * hd > kParallelWork)
-    {
-      std::vector<T> scratch(static_cast<size_t>(S));
-      // One task per (sequence, kv head): the heads sharing it accumulate into the same dk/dv.
-#pragma omp for collapse(2) schedule(dynamic, 1)
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t kvh = 0; kvh < Hkv; ++kvh) {
-          for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-            const int64_t qo = b * S * qd + h * hd, ko = b * S * kvd + kvh * hd;
-            ref::attention_head_backward(g.dq.data() + qo, g.dk.data() + ko, g.dv.data() + ko, g.datt.data() + qo,
-                                         qd, a.probs.data() + (b * H + h) * S * S, a.q.data() + qo, qd,
-                                         a.k.data() + ko, a.v.data() + ko, kvd, S, hd, scale, c.causal,
-                                         scratch.data());
-          }
-        }
-      }
-    }
-  }
+  ops::attention_backward({B, S, H, Hkv, hd, c.causal}, g.dq.data(), g.dk.data(), g.dv.data(), g.datt.data(),
+                          a.probs.data(), a.q.data(), a.k.data(), a.v.data(), g.ws);
   if (c.pos == PosEncoding::rope) {
     const int64_t half = hd / 2;
 #pragma omp parallel for schedule(static) if (Tn * qd > kParallelWork)
@@ -137,9 +72,10 @@ void attention_backward(const GptConfig& c, const GptBlockWeights& w, const GptB
     }
   }
   std::fill(g.dn.begin(), g.dn.end(), T(0));
-  linear_backward(g.dn.data(), mut<T>(gw.wq), static_cast<T*>(nullptr), g.dq.data(), a.n1.data(), w.wq.as<T>(), Tn, d, qd);
-  linear_backward(g.dn.data(), mut<T>(gw.wk), static_cast<T*>(nullptr), g.dk.data(), a.n1.data(), w.wk.as<T>(), Tn, d, kvd);
-  linear_backward(g.dn.data(), mut<T>(gw.wv), static_cast<T*>(nullptr), g.dv.data(), a.n1.data(), w.wv.as<T>(), Tn, d, kvd);
+  T* none = nullptr;
+  ops::linear_backward(g.dn.data(), mut<T>(gw.wq), none, g.dq.data(), a.n1.data(), w.wq.as<T>(), Tn, d, qd, g.ws);
+  ops::linear_backward(g.dn.data(), mut<T>(gw.wk), none, g.dk.data(), a.n1.data(), w.wk.as<T>(), Tn, d, kvd, g.ws);
+  ops::linear_backward(g.dn.data(), mut<T>(gw.wv), none, g.dv.data(), a.n1.data(), w.wv.as<T>(), Tn, d, kvd, g.ws);
 }
 
 }  // namespace
@@ -160,8 +96,8 @@ void gpt_backward(const GptConfig& c, const GptWeights& w, const GptStepInputs& 
   std::fill(g.dn.begin(), g.dn.end(), T(0));
   const Tensor& head = c.tied_head ? w.wte : w.head;
   Tensor& dhead = c.tied_head ? grads.wte : grads.head;
-  linear_backward(g.dn.data(), dhead.as<T>(), static_cast<T*>(nullptr), g.dlogits.data(), g.nf.data(), head.as<T>(),
-                  Tn, d, V);
+  ops::linear_backward(g.dn.data(), dhead.as<T>(), static_cast<T*>(nullptr), g.dlogits.data(), g.nf.data(), head.as<T>(),
+                       Tn, d, V, g.ws);
   fit(g.dx, Tn * d);  // d(residual stream) [T, d]
   std::fill(g.dx.begin(), g.dx.end(), T(0));
   norm_backward(c, g.dx.data(), grads.normf_w, grads.normf_b, g.dn.data(), g.x_final.data(), w.normf_w, g.meanf.data(),
@@ -180,7 +116,8 @@ void gpt_backward(const GptConfig& c, const GptWeights& w, const GptStepInputs& 
                   a.rstd2.data(), Tn);
     // x_mid = x + att·woᵀ (+ bo)
     std::fill(g.datt.begin(), g.datt.end(), T(0));
-    linear_backward(g.datt.data(), mut<T>(gw.wo), mut<T>(gw.bo), g.dx_mid.data(), a.att.data(), bw.wo.as<T>(), Tn, qd, d);
+    ops::linear_backward(g.datt.data(), mut<T>(gw.wo), mut<T>(gw.bo), g.dx_mid.data(), a.att.data(), bw.wo.as<T>(), Tn,
+                         qd, d, g.ws);
     attention_backward(c, bw, a, g, gw, B, S);
     std::copy(g.dx_mid.begin(), g.dx_mid.end(), g.dx.begin());
     norm_backward(c, g.dx.data(), gw.norm1_w, gw.norm1_b, g.dn.data(), a.x.data(), bw.norm1_w, a.mean1.data(),

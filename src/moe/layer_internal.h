@@ -6,12 +6,15 @@
 namespace moe::detail {
 
 // Soft MoE forward/backward (src/moe/soft_moe.cpp).
+// y [T, H] overwritten; the experts run from `experts` (a view of w's stacks or a packed store).
 template <class T>
-void soft_moe_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const T* x, const LayerInputs& in,
-                      MoeLayerState<T>& st, T* y);
+void soft_moe_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const ExpertStore& experts, const T* x,
+                      const LayerInputs& in, SoftMoeState<T>& st, T* y);
+// dx [T, H] += (x: the forward's input); weight gradients +=.
 template <class T>
-void soft_moe_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const LayerInputs& in,
-                       const MoeLayerState<T>& st, const T* dy, T* dx, MoeLayerWeights& grads);
+void soft_moe_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const ExpertStore& experts,
+                       const LayerInputs& in, const T* x, SoftMoeState<T>& st, const T* dy, T* dx,
+                       MoeLayerWeights& grads);
 
 // Balance losses of a routed layer (src/moe/layer_losses.cpp): fills st.losses and, when
 // dlogits is non-null, adds Σ coef · d(loss)/d(raw logits) into it ([T, E]).

@@ -97,7 +97,16 @@ void validate_layer(const MoeLayerConfig& c) {
   if (c.soft.slots_per_expert < 0) bad("slots_per_expert must be >= 1");
   if (c.soft.slots_per_expert > 0) {
     if (c.router.n_experts < 1) bad("n_experts=" + std::to_string(c.router.n_experts) + " must be >= 1");
+    // Soft MoE has no token router: its settings would be accepted and silently ignored.
+    if (c.router.noise != NoiseKind::none) {
+      bad("Soft MoE takes its noise from soft_moe.noise_std (vmoe SoftRouter), not router.noise");
+    }
+    if (!(c.soft.noise_std >= 0) || !std::isfinite(c.soft.noise_std)) {
+      bad("soft_moe.noise_std=" + std::to_string(c.soft.noise_std) + " must be finite and >= 0");
+    }
+    if (!c.losses.coef.empty()) bad("Soft MoE has no router to balance: balance losses do not apply");
   } else {
+    if (c.soft.noise_std != 0) bad("soft_moe.noise_std is set but the layer is not a Soft MoE layer");
     validate_router(c.router);
   }
   for (const auto& [name, coef] : c.losses.coef) {

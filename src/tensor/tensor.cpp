@@ -63,20 +63,30 @@ void TensorView::check_dtype(DType want) const {
   }
 }
 
-void* allocate_zeroed(size_t bytes) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  if (bytes >= 2 * kHuge) {
-    const size_t padded = (bytes + kHuge - 1) / kHuge * kHuge;
-    void* p = std::aligned_alloc(kHuge, padded);
-    if (!p) throw std::bad_alloc();
-    madvise(p, padded, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KiB
-    std::memset(p, 0, padded);
-    return p;
-  }
-  const size_t padded = std::max<size_t>((bytes + 63) / 64 * 64, 64);
-  void* p = std::aligned_alloc(64, padded);
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// What allocate_* really reserves: whole huge pages for large blocks, whole 64-byte lines else.
+size_t padded_size(size_t bytes) {
+  if (bytes >= 2 * kHugePage) return (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  return std::max<size_t>((bytes + 63) / 64 * 64, 64);
+}
+
+}  // namespace
+
+void* allocate_uninit(size_t bytes) {
+  const size_t padded = padded_size(bytes);
+  const bool huge = bytes >= 2 * kHugePage;
+  void* p = std::aligned_alloc(huge ? kHugePage : 64, padded);
   if (!p) throw std::bad_alloc();
-  std::memset(p, 0, padded);
+  if (huge) madvise(p, padded, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KiB
+  return p;
+}
+
+void* allocate_zeroed(size_t bytes) {
+  void* p = allocate_uninit(bytes);
+  std::memset(p, 0, padded_size(bytes));
   return p;
 }
 

@@ -216,6 +216,7 @@ std::string fmt(const json& v, const char* spec) {
 // validation document of each domain).
 json domain_samples(const std::string& checkpoint, const std::string& data_dir, uint64_t seed) {
   const LoadedModel m = load_gpt_checkpoint(checkpoint);
+  const GptPrepared model = prepare_gpt(m.config, m.weights);
   const LabelledText val = read_labelled_split(data_dir, "val");
   json out = json::array();
   const auto& domains = corpus_domains();
@@ -228,18 +229,18 @@ json domain_samples(const std::string& checkpoint, const std::string& data_dir, 
     std::vector<int32_t> seq(prompt.begin(), prompt.end());
     for (int32_t& t : seq) t = static_cast<uint8_t>(t);
     const int64_t n_new = std::min<int64_t>(200, m.config.context - static_cast<int64_t>(seq.size()));
-    KvCache cache = make_kv_cache(m.config, m.weights);
+    KvCache cache = make_kv_cache(model);
     std::vector<float> logits(static_cast<size_t>(m.config.vocab_size));
     Rng rng(seed + d);
     SamplingOptions so;
     so.temperature = 0.7;
     so.top_k = 40;
-    gpt_infer(m.config, m.weights, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), nullptr);
+    gpt_infer(model, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), nullptr);
     std::string text;
     for (int64_t i = 0; i < n_new; ++i) {
       const int32_t t = sample_token(logits.data(), m.config.vocab_size, so, rng);
       text += static_cast<char>(t);
-      if (i + 1 < n_new) gpt_infer(m.config, m.weights, &t, 1, cache, logits.data(), nullptr);
+      if (i + 1 < n_new) gpt_infer(model, &t, 1, cache, logits.data(), nullptr);
     }
         // Byte-level samples may split a character: store them as valid UTF-8 (U+FFFD where broken).
     out.push_back({{"domain", domains[d].name},

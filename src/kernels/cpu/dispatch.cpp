@@ -1,4 +1,5 @@
 #include "kernels/cpu/microkernel.h"
+#include "kernels/cpu/packed_ffn.h"
 
 #include <cstdlib>
 #include <string>
@@ -55,6 +56,12 @@ bool has_avx512_bf16() {
 TileBf16 tile_bf16(Isa isa) {
   if (isa == Isa::avx512 && has_avx512_bf16()) return tile_bf16_avx512;
   return tile_bf16_scalar;
+}
+
+void pack_columns(const float* src, int64_t ld, int64_t n_cols, int64_t width, int64_t K, int64_t Kpad, DType dtype,
+                  int64_t col0, void* dst) {
+  if (detected_isa() == Isa::avx512) return pack_columns_avx512(src, ld, n_cols, width, K, Kpad, dtype, col0, dst);
+  pack_columns_scalar(src, ld, n_cols, width, K, Kpad, dtype, col0, dst);
 }
 
 }  // namespace moe::cpu

@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "kernels/cpu/microkernel.h"
 
@@ -14,6 +13,8 @@ namespace {
 constexpr int64_t kKC = 384;  // K block: a 32-column B panel of 48 KiB stays in L1/L2
 constexpr int64_t kNC = 256;  // N block: 8 panels, 384 KiB of packed B in L2
 constexpr int64_t kMC = 96;   // M block: 8 micro-panels of A
+// Products with less work than this (multiply-adds) stay on one thread: a parallel region costs more.
+constexpr int64_t kParallelWork = 1 << 15;
 
 // B panel [kc][32] from B(k0.., j0..j0+cols), zero-padded past `cols`.
 __attribute__((target_clones("avx512f", "default"))) void pack_b_panel(const MatView& B, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* bp) {
@@ -68,10 +69,76 @@ __attribute__((target_clones("avx512f", "default"))) void store_tile(const float
   }
 }
 
+// Packing buffers of one thread: B panels [kc][nc] and A micro-panels [kc][mc], in floats.
+int64_t thread_floats(int64_t M, int64_t N, int64_t K) {
+  const int64_t kc = std::min(kKC, K), nc = std::min(kNC, (N + kNR - 1) / kNR * kNR);
+  const int64_t mc = std::min(kMC, (M + kMaxMR - 1) / kMaxMR * kMaxMR);
+  return (kc * nc + 15) / 16 * 16 + kc * mc;
+}
+
+// How a call splits: over column blocks (nt threads) or over row chunks (the N split would leave
+// threads idle). Row chunks are whole 12-row micro-panels.
+struct Split {
+  int threads = 1;
+  bool by_rows = false;
+  int64_t rows_per_thread = 0;
+};
+Split plan_split(int64_t M, int64_t N, int64_t K, int threads) {
+  const int64_t n_blocks = (N + kNC - 1) / kNC;
+  Split s;
+  if (threads <= 1 || M * N * K < kParallelWork) return s;
+  if (n_blocks >= threads || M < 4 * kMaxMR * threads) {
+    s.threads = static_cast<int>(std::min<int64_t>(threads, n_blocks));
+    return s;
+  }
+  s.by_rows = true;
+  s.rows_per_thread = ((M + threads - 1) / threads + kMaxMR - 1) / kMaxMR * kMaxMR;
+  s.threads = static_cast<int>((M + s.rows_per_thread - 1) / s.rows_per_thread);
+  return s;
+}
+
+// One thread's share: column blocks [nb0, nb1) of rows [0, M).
+void gemm_blocks(int64_t M, int64_t N, int64_t K, const MatView& A, const MatView& B, float* C, int64_t ldc,
+                 bool accumulate, const int32_t* rows, int64_t nb, float* bpack, float* apack) {
+  const TileF32 tile = tile_f32();
+  alignas(64) float T[kMaxMR * kNR];
+  const int64_t n0 = nb * kNC, nc = std::min(kNC, N - n0), panels = (nc + kNR - 1) / kNR;
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    const bool add = accumulate || k0 > 0;
+    for (int64_t q = 0; q < panels; ++q) {  // pack B: panel q is [kc][32], zero-padded columns
+      const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
+      pack_b_panel(B, k0, kc, n0 + q * kNR, cols, bpack + q * kc * kNR);
+    }
+    for (int64_t m0 = 0; m0 < M; m0 += kMC) {
+      const int64_t mc = std::min(kMC, M - m0);
+      for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {  // pack A micro-panels [kc][mr]
+        const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
+        pack_a_panel(A, rows, m0 + p0, mr, k0, kc, apack + p0 * kc);
+      }
+      for (int64_t q = 0; q < panels; ++q) {
+        const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
+        for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {
+          const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
+          tile(kc, apack + p0 * kc, bpack + q * kc * kNR, T, static_cast<int>(mr));
+          store_tile(T, mr, cols, C + (m0 + p0) * ldc + n0 + q * kNR, ldc, add);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
+size_t gemm_f32_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads) {
+  if (M <= 0 || N <= 0 || K <= 0) return 0;
+  const Split s = plan_split(M, N, K, threads);
+  const int64_t m = s.by_rows ? s.rows_per_thread : M;
+  return static_cast<size_t>(s.threads) * align64(static_cast<size_t>(thread_floats(m, N, K)) * sizeof(float));
+}
+
 void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, int64_t ldc, bool accumulate,
-              int threads, const int32_t* rows) {
+              int threads, const int32_t* rows, Scratch scratch) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate) {
@@ -79,41 +146,38 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C, i
     }
     return;
   }
-  const TileF32 tile = tile_f32();
+  const Split s = plan_split(M, N, K, threads);
+  const int64_t m_each = s.by_rows ? s.rows_per_thread : M;
+  const size_t each = align64(static_cast<size_t>(thread_floats(m_each, N, K)) * sizeof(float));
+  const int64_t kc = std::min(kKC, K), nc = std::min(kNC, (N + kNR - 1) / kNR * kNR);
   const int64_t n_blocks = (N + kNC - 1) / kNC;
-  const int nt = static_cast<int>(std::min<int64_t>(std::max(threads, 1), n_blocks));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-  for (int64_t nb = 0; nb < n_blocks; ++nb) {
-    thread_local std::vector<float> bpack, apack;
-    alignas(64) float T[kMaxMR * kNR];
-    const int64_t n0 = nb * kNC, nc = std::min(kNC, N - n0), panels = (nc + kNR - 1) / kNR;
-    // The tile kernels load B with aligned 512-bit loads: keep the packed panels 64-byte aligned.
-    if (static_cast<int64_t>(bpack.size()) < kKC * kNC + 16) bpack.resize(static_cast<size_t>(kKC * kNC + 16));
-    float* const bbase = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(bpack.data()) + 63) & ~uintptr_t(63));
-    if (static_cast<int64_t>(apack.size()) < kKC * kMC) apack.resize(static_cast<size_t>(kKC * kMC));
-    for (int64_t k0 = 0; k0 < K; k0 += kKC) {
-      const int64_t kc = std::min(kKC, K - k0);
-      const bool add = accumulate || k0 > 0;
-      for (int64_t q = 0; q < panels; ++q) {  // pack B: panel q is [kc][32], zero-padded columns
-        const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
-        pack_b_panel(B, k0, kc, n0 + q * kNR, cols, bbase + q * kc * kNR);
-      }
-      for (int64_t m0 = 0; m0 < M; m0 += kMC) {
-        const int64_t mc = std::min(kMC, M - m0);
-        for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {  // pack A micro-panels [kc][mr]
-          const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
-          pack_a_panel(A, rows, m0 + p0, mr, k0, kc, apack.data() + p0 * kc);
-        }
-        for (int64_t q = 0; q < panels; ++q) {
-          const int64_t cols = std::min<int64_t>(kNR, nc - q * kNR);
-          for (int64_t p0 = 0; p0 < mc; p0 += kMaxMR) {
-            const int64_t mr = std::min<int64_t>(kMaxMR, mc - p0);
-            tile(kc, apack.data() + p0 * kc, bbase + q * kc * kNR, T, static_cast<int>(mr));
-            store_tile(T, mr, cols, C + (m0 + p0) * ldc + n0 + q * kNR, ldc, add);
-          }
+  auto buffers = [&](int t, float*& bpack, float*& apack) {
+    Scratch mine = scratch.slice(static_cast<size_t>(t), each);
+    bpack = mine.take<float>(static_cast<size_t>(kc * nc));  // 64-byte aligned: the tiles load B aligned
+    apack = mine.take<float>(static_cast<size_t>(kc * std::min(kMC, (m_each + kMaxMR - 1) / kMaxMR * kMaxMR)));
+  };
+  if (s.by_rows) {
+#pragma omp parallel num_threads(s.threads)
+    {
+      const int t = omp_get_thread_num();
+      const int64_t i0 = t * s.rows_per_thread, mi = std::min(s.rows_per_thread, M - i0);
+      if (mi > 0) {
+        float *bpack, *apack;
+        buffers(t, bpack, apack);
+        const MatView Ai = rows ? A : MatView{A.p + i0 * A.rs, A.rs, A.cs};
+        for (int64_t nb = 0; nb < n_blocks; ++nb) {
+          gemm_blocks(mi, N, K, Ai, B, C + i0 * ldc, ldc, accumulate, rows ? rows + i0 : nullptr, nb, bpack, apack);
         }
       }
     }
+    return;
+  }
+#pragma omp parallel num_threads(s.threads) if (s.threads > 1)
+  {
+    float *bpack, *apack;
+    buffers(omp_get_thread_num(), bpack, apack);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t nb = 0; nb < n_blocks; ++nb) gemm_blocks(M, N, K, A, B, C, ldc, accumulate, rows, nb, bpack, apack);
   }
 }
 

@@ -1,17 +1,33 @@
-// The grouped fast path against the reference experts (kernels/ref) on odd shapes, empty and
-// overloaded experts, T = 1, k = E, unaligned sizes, every activation, biases, every ISA the
-// machine has. Tolerance from the problem size: float32 sums of K products.
+// The expert store's formats against the reference grouped FFN (kernels/ref) on odd shapes,
+// empty and overloaded experts, T = 1, k = E, unaligned sizes, every activation, biases, every
+// ISA the machine has (MOE_ISA variants in ctest); and the fused path equal to the explicit
+// dispatch → compute → combine path. Tolerance from the problem size: float32 sums of K products.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "kernels/cpu/microkernel.h"
-#include "moe/fast_experts.h"
+#include "kernels/ref/grouped_ffn.h"
+#include "moe/dispatch.h"
+#include "moe/error.h"
+#include "moe/expert_store.h"
+#include "moe/experts.h"
 #include "moe/rng.h"
+#include "moe/tensor.h"
 
 using namespace moe;
 
 namespace {
+
+// The reference: per-row outputs of the float64-accumulating grouped FFN over a plan.
+struct Reference {
+  std::vector<float> pre_gate, pre_up, hidden, out;
+  void forward(const ExpertConfig& c, const ExpertWeights<float>& w, const DispatchPlan& p, const float* x) {
+    const size_t A = static_cast<size_t>(p.n_rows()), I = static_cast<size_t>(w.hidden);
+    pre_gate.assign(A * I, 0.0f), pre_up.assign(A * I, 0.0f), hidden.assign(A * I, 0.0f);
+    out.assign(A * static_cast<size_t>(w.d_model), 0.0f);
+    ref::grouped_ffn_forward(c, w, p.groups(true), x, pre_gate.data(), pre_up.data(), hidden.data(), out.data());
+  }
+};
 
 struct Case {
   int64_t T, H, I, E, k;
@@ -86,8 +102,10 @@ void check(const Case& c, uint64_t seed, DType wdtype = DType::f32) {
   std::vector<float> wts = randv(r.n_slots(), 1.0);
 
   // Reference: per-row outputs, weighted sum in double.
-  ExpertActivations<float> acts;
-  experts_forward(cfg, w, r, xr.data(), acts);
+  DispatchPlan plan;
+  make_dispatch_plan(r, plan);
+  Reference acts;
+  acts.forward(cfg, w, plan, xr.data());
   std::vector<double> want(static_cast<size_t>(c.T * c.H), 0.0);
   for (int64_t row = 0; row < r.n_kept(); ++row) {
     const int32_t s = r.rows[row];
@@ -97,10 +115,12 @@ void check(const Case& c, uint64_t seed, DType wdtype = DType::f32) {
   for (double v : want) norm = std::max(norm, std::fabs(v));
   const double tol = (wdtype == DType::bf16 ? 1.5e-2 : 2e-6 * std::sqrt(static_cast<double>(c.H + c.I))) * std::max(1.0, norm);
 
-  const PackedExperts packed = pack_experts(cfg, w, wdtype);
+  const ExpertStore packed =
+      pack_experts(cfg, w, wdtype == DType::bf16 ? ExpertFormat::packed_bf16 : ExpertFormat::packed_f32);
   for (int threads : {1, 2, 3}) {
     std::vector<float> y(static_cast<size_t>(c.T * c.H), -7.0f);  // garbage: must be overwritten
-    fast_experts_forward(packed, r, wts.data(), x.data(), y.data(), {threads});
+    ExpertRunState<float> st;
+    run_experts(packed, plan, wts.data(), x.data(), y.data(), st, {threads});
     double err = 0;
     for (size_t i = 0; i < y.size(); ++i) err = std::max(err, std::fabs(y[i] - want[i]));
     EXPECT_LE(err, tol) << "threads " << threads;
@@ -125,57 +145,6 @@ TEST(FastExperts, MatchesReferenceOnOddShapes) {
   uint64_t seed = 1;
   for (const Case& c : cases) check(c, seed++);
   for (const Case& c : cases) check(c, seed++, DType::bf16);
-}
-
-TEST(FastExperts, EveryIsaTileMatchesScalar) {
-  // Each tile kernel the CPU supports, on every micro-panel height, against the portable one.
-  Rng rng(9);
-  const int64_t K = 53;
-  std::vector<float> A(static_cast<size_t>(K * cpu::kMaxMR)), B(static_cast<size_t>(K * cpu::kNR));
-  for (float& v : A) v = static_cast<float>(rng.normal());
-  alignas(64) float Bal[53 * 32];
-  for (int64_t i = 0; i < K * cpu::kNR; ++i) Bal[i] = static_cast<float>(rng.normal());
-  alignas(64) float want[cpu::kMaxMR * cpu::kNR], got[cpu::kMaxMR * cpu::kNR];
-  for (int mr = 1; mr <= cpu::kMaxMR; ++mr) {
-    cpu::tile_f32_scalar(K, A.data(), Bal, want, mr);
-    for (cpu::Isa isa : {cpu::Isa::avx2, cpu::Isa::avx512}) {
-      if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(isa)) continue;
-      cpu::tile_f32(isa)(K, A.data(), Bal, got, mr);
-      for (int i = 0; i < mr * cpu::kNR; ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << "mr " << mr;
-    }
-  }
-}
-
-TEST(FastExperts, Bf16TileMatchesScalar) {
-  Rng rng(10);
-  const int64_t Kp = 27;
-  alignas(64) uint16_t A[27 * 2 * 12], B[27 * 64];
-  for (auto& v : A) v = f32_to_bf16(static_cast<float>(rng.normal()));
-  for (auto& v : B) v = f32_to_bf16(static_cast<float>(rng.normal()));
-  alignas(64) float want[cpu::kMaxMR * cpu::kNR], got[cpu::kMaxMR * cpu::kNR];
-  if (!cpu::has_avx512_bf16()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
-  for (int mr = 1; mr <= cpu::kMaxMR; ++mr) {
-    cpu::tile_bf16_scalar(Kp, A, B, want, mr);
-    cpu::tile_bf16_avx512(Kp, A, B, got, mr);
-    for (int i = 0; i < mr * cpu::kNR; ++i) EXPECT_NEAR(got[i], want[i], 1e-3) << "mr " << mr;
-  }
-}
-
-TEST(FastLinear, MatchesReference) {
-  Rng rng(11);
-  for (auto [rows, K, N] : {std::tuple<int64_t, int64_t, int64_t>{1, 7, 3}, {13, 64, 40}, {25, 33, 97}}) {
-    std::vector<float> W(static_cast<size_t>(N * K)), x(static_cast<size_t>(rows * K)), out(static_cast<size_t>(rows * N));
-    for (float& v : W) v = static_cast<float>(rng.normal());
-    for (float& v : x) v = static_cast<float>(rng.normal());
-    fast_linear(pack_linear(W.data(), N, K), x.data(), rows, out.data(), {2});
-    for (int64_t t = 0; t < rows; ++t) {
-      for (int64_t n = 0; n < N; ++n) {
-        double want = 0;
-        for (int64_t k = 0; k < K; ++k) want += static_cast<double>(x[t * K + k]) * W[n * K + k];
-        EXPECT_NEAR(out[t * N + n], want, 1e-4 * std::sqrt(static_cast<double>(K)));
-      }
-    }
-  }
 }
 
 TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
@@ -206,8 +175,10 @@ TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
     const std::vector<float> wts = randv(r.n_slots(), 1.0);
 
     // Reference forward/backward (double accumulation).
-    ExpertActivations<float> acts;
-    experts_forward(cfg, w, r, x.data(), acts);
+    DispatchPlan plan;
+    make_dispatch_plan(r, plan);
+    Reference acts;
+    acts.forward(cfg, w, plan, x.data());
     std::vector<float> dout(static_cast<size_t>(r.n_kept() * c.H)), want_dw(static_cast<size_t>(r.n_slots()), 0.0f);
     std::vector<double> want_y(static_cast<size_t>(c.T * c.H), 0.0);
     for (int64_t row = 0; row < r.n_kept(); ++row) {
@@ -223,18 +194,22 @@ TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
     }
     std::vector<float> want_dx(x.size(), 0.0f), rg(gate.size(), 0.0f), ru(up.size(), 0.0f), rd(down.size(), 0.0f),
         rgb(gb.size(), 0.0f), rub(ub.size(), 0.0f), rdb(db.size(), 0.0f);
-    experts_backward(cfg, w, r, x.data(), acts, dout.data(), want_dx.data(),
-                     ExpertGrads<float>{rg.data(), ru.data(), rd.data(), rgb.data(), rub.data(), rdb.data()});
+    std::vector<float> dx_rows(dout.size());
+    ref::grouped_ffn_backward(cfg, w, plan.groups(true), x.data(), acts.pre_gate.data(), acts.pre_up.data(),
+                              acts.hidden.data(), dout.data(), dx_rows.data(),
+                              ExpertGrads<float>{rg.data(), ru.data(), rd.data(), rgb.data(), rub.data(), rdb.data()});
+    dispatch_rows_backward(plan, dx_rows.data(), c.H, want_dx.data());
 
     for (int threads : {1, 2, 3}) {
     SCOPED_TRACE(::testing::Message() << "threads " << threads);
-    FastTrainState st;
+    ExpertRunState<float> st;
+    const ExpertStore train = view_experts(cfg, w);
     std::vector<float> y(x.size()), dx(x.size(), 0.0f), fg(gate.size(), 0.0f), fu(up.size(), 0.0f), fd(down.size(), 0.0f),
         fgb(gb.size(), 0.0f), fub(ub.size(), 0.0f), fdb(db.size(), 0.0f), dw(static_cast<size_t>(r.n_slots()), -1.0f);
-    fast_experts_train_forward(cfg, w, r, wts.data(), x.data(), y.data(), st, {threads});
-    fast_experts_backward(cfg, w, r, wts.data(), x.data(), st, dy.data(), dx.data(),
-                          ExpertGrads<float>{fg.data(), fu.data(), fd.data(), fgb.data(), fub.data(), fdb.data()}, dw.data(),
-                          {threads});
+    run_experts(train, plan, wts.data(), x.data(), y.data(), st, {threads});
+    run_experts_backward(train, plan, wts.data(), x.data(), st, dy.data(), dx.data(),
+                         ExpertGrads<float>{fg.data(), fu.data(), fd.data(), fgb.data(), fub.data(), fdb.data()},
+                         dw.data(), {threads});
     auto close = [&](const std::vector<float>& got, const auto& want, const char* what) {
       double scale = 1e-3, err = 0;
       for (size_t i = 0; i < got.size(); ++i) {
@@ -256,4 +231,111 @@ TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
     }
     }
   }
+}
+
+// The fused single-process path (gather into the packing, weighted scatter into the epilogue) and
+// the explicit path over a dispatched buffer (the seam expert parallelism sends through) give the
+// same bits, forward and backward, for every format.
+TEST(ExpertStore, FusedPathEqualsExplicitDispatchComputeCombine) {
+  const Case c{29, 40, 36, 6, 2, ExpertAct::swiglu, true, 1.0};
+  Rng rng(21);
+  auto randv = [&](int64_t n, double s) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& f : v) f = static_cast<float>(s * rng.normal());
+    return v;
+  };
+  std::vector<float> gate = randv(c.E * c.I * c.H, 0.2), up = randv(c.E * c.I * c.H, 0.2),
+                     down = randv(c.E * c.H * c.I, 0.2), gb = randv(c.E * c.I, 0.1), ub = randv(c.E * c.I, 0.1),
+                     db = randv(c.E * c.H, 0.1), x = randv(c.T * c.H, 1.0), dy = randv(c.T * c.H, 1.0);
+  const ExpertWeights<float> w{c.E, c.H, c.I, gate.data(), up.data(), down.data(), gb.data(), ub.data(), db.data()};
+  const ExpertConfig cfg{c.act, c.I, true, 1.702, 7.0};
+  const Routing r = random_routing(c, rng);
+  DispatchPlan plan;
+  make_dispatch_plan(r, plan);
+  const int64_t A = plan.n_rows();
+  const std::vector<float> wts = randv(r.n_slots(), 1.0);
+  for (ExpertFormat f : {ExpertFormat::f32, ExpertFormat::packed_f32, ExpertFormat::packed_bf16}) {
+    SCOPED_TRACE(expert_format_name(f));
+    const ExpertStore store = f == ExpertFormat::f32 ? view_experts(cfg, w) : pack_experts(cfg, w, f);
+    ExpertRunState<float> fused, expl;
+    std::vector<float> y_fused(x.size()), y_expl(x.size()), rows(static_cast<size_t>(A * c.H)), out(rows.size());
+    run_experts(store, plan, wts.data(), x.data(), y_fused.data(), fused);
+    dispatch_rows(plan, x.data(), c.H, rows.data());
+    run_expert_rows(store, plan, rows.data(), out.data(), expl);
+    combine_rows(plan, wts.data(), out.data(), c.H, y_expl.data());
+    EXPECT_EQ(y_fused, y_expl);
+    if (!expert_format_trains(f)) {
+      std::vector<float> dx(x.size()), dw(wts.size());
+      EXPECT_THROW(run_experts_backward(store, plan, wts.data(), x.data(), fused, dy.data(), dx.data(), {}, dw.data()),
+                   InvalidInput);
+      continue;
+    }
+    auto grads = [&](std::vector<std::vector<float>>& g) {
+      g = {std::vector<float>(gate.size()), std::vector<float>(up.size()), std::vector<float>(down.size()),
+           std::vector<float>(gb.size()), std::vector<float>(ub.size()), std::vector<float>(db.size())};
+      return ExpertGrads<float>{g[0].data(), g[1].data(), g[2].data(), g[3].data(), g[4].data(), g[5].data()};
+    };
+    std::vector<std::vector<float>> g_fused, g_expl;
+    std::vector<float> dx_fused(x.size(), 0.0f), dx_expl(x.size(), 0.0f), dw_fused(wts.size()), dw_expl(wts.size());
+    run_experts_backward(store, plan, wts.data(), x.data(), fused, dy.data(), dx_fused.data(), grads(g_fused),
+                         dw_fused.data());
+    std::vector<float> drows(rows.size());
+    combine_rows_backward(plan, wts.data(), out.data(), dy.data(), c.H, drows.data(), dw_expl.data());
+    run_expert_rows_backward(store, plan, rows.data(), expl, drows.data(), drows.data(), grads(g_expl));
+    dispatch_rows_backward(plan, drows.data(), c.H, dx_expl.data());
+    EXPECT_EQ(dx_fused, dx_expl);
+    EXPECT_EQ(dw_fused, dw_expl);
+    EXPECT_EQ(g_fused, g_expl);
+  }
+}
+
+// The plan: rows by expert, each token's rows ascending, per-destination ranges for any rank count.
+TEST(DispatchPlan, RowsTokensAndDestinations) {
+  const Case c{17, 8, 8, 7, 3, ExpertAct::swiglu, false, 1.5};
+  Rng rng(5);
+  Routing r = random_routing(c, rng);
+  r.slot_kept[4] = 0;  // a dropped slot has no row
+  build_expert_order(r);
+  DispatchPlan p;
+  make_dispatch_plan(r, p);
+  ASSERT_EQ(p.n_rows(), r.n_kept());
+  for (int64_t e = 0; e < c.E; ++e) {
+    for (int64_t i = p.offsets[e]; i < p.offsets[e + 1]; ++i) {
+      EXPECT_EQ(r.slot_expert[p.row_slot[i]], e);
+      EXPECT_EQ(r.slot_token[p.row_slot[i]], p.row_token[i]);
+    }
+  }
+  for (int64_t t = 0; t < c.T; ++t) {
+    for (int64_t q = p.token_offsets[t]; q < p.token_offsets[t + 1]; ++q) {
+      EXPECT_EQ(p.row_token[p.token_rows[q]], t);
+      if (q > p.token_offsets[t]) {
+        EXPECT_LT(p.token_rows[q - 1], p.token_rows[q]);
+      }
+    }
+  }
+  EXPECT_EQ(p.token_offsets[c.T], p.n_rows());
+  for (int64_t ranks : {1, 2, 3, 7, 9}) {
+    const std::vector<int64_t> d = p.destination_offsets(ranks);
+    ASSERT_EQ(static_cast<int64_t>(d.size()), ranks + 1);
+    EXPECT_EQ(d.front(), 0);
+    EXPECT_EQ(d.back(), p.n_rows());
+    const int64_t per = (c.E + ranks - 1) / ranks;
+    for (int64_t rk = 0; rk < ranks; ++rk) {
+      for (int64_t i = d[rk]; i < d[rk + 1]; ++i) EXPECT_EQ(r.slot_expert[p.row_slot[i]] / per, rk);
+    }
+  }
+}
+
+TEST(ExpertStore, RejectsMismatchedRuns) {
+  std::vector<float> g(2 * 3 * 4), u(g.size()), d(g.size()), x(5 * 4), y(x.size()), wts(5);
+  const ExpertWeights<float> w{2, 4, 3, g.data(), u.data(), d.data(), nullptr, nullptr, nullptr};
+  const ExpertStore store = view_experts({ExpertAct::swiglu, 3, false, 1.702, 7.0}, w);
+  DispatchPlan dense;
+  make_dense_plan(5, dense);  // one expert, the store has two
+  ExpertRunState<float> st;
+  EXPECT_THROW(run_experts(store, dense, wts.data(), x.data(), y.data(), st), InvalidInput);
+  std::vector<double> xd(x.size()), yd(x.size()), wd(5);
+  ExpertRunState<double> sd;
+  EXPECT_THROW(run_experts(store, dense, wd.data(), xd.data(), yd.data(), sd), InvalidInput);  // f32 store, f64 run
+  EXPECT_THROW(parse_expert_format("q4"), InvalidInput);
 }
