@@ -197,7 +197,8 @@ TEST(FastExpertsTrain, ForwardAndBackwardMatchReference) {
     std::vector<float> dx_rows(dout.size());
     ref::grouped_ffn_backward(cfg, w, plan.groups(true), x.data(), acts.pre_gate.data(), acts.pre_up.data(),
                               acts.hidden.data(), dout.data(), dx_rows.data(),
-                              ExpertGrads<float>{rg.data(), ru.data(), rd.data(), rgb.data(), rub.data(), rdb.data()});
+                              ExpertGrads<float>{rg.data(), ru.data(), rd.data(), rgb.data(), rub.data(), rdb.data()},
+                              std::vector<double>(static_cast<size_t>(3 * c.I)).data());
     dispatch_rows_backward(plan, dx_rows.data(), c.H, want_dx.data());
 
     for (int threads : {1, 2, 3}) {

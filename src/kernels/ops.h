@@ -95,6 +95,40 @@ inline void layernorm_forward(double* y, double* mean, double* rstd, const doubl
   ref::layernorm_forward(y, mean, rstd, x, w, b, rows, d, eps);
 }
 
+// RoPE (HF rotate_half), one implementation for both element types: elementwise arithmetic with
+// nothing to accumulate, so there is no separate twin.
+// cos/sin tables of RoPE for positions [pos0, pos0 + n): cos, sin [n, hd/2],
+// angle = pos · theta^(-2i/hd) (HF/Llama inv_freq), computed in float64.
+template <class T>
+inline void rope_tables(T* cos, T* sin, int64_t pos0, int64_t n, int64_t hd, double theta) {
+  const int64_t half = hd / 2;
+  for (int64_t p = 0; p < n; ++p) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+      const double a = static_cast<double>(pos0 + p) * inv_freq;
+      cos[p * half + i] = static_cast<T>(std::cos(a));
+      sin[p * half + i] = static_cast<T>(std::sin(a));
+    }
+  }
+}
+
+// Rotates the n_heads heads of one row in place (rotate_half: pairs i and i + hd/2):
+//   x'[i] = x[i]·c − x[i+h]·s,  x'[i+h] = x[i+h]·c + x[i]·s.
+// inverse = the transpose (rotation by −angle): the backward of the forward rotation.
+template <class T>
+inline void rope_row(T* x, int64_t n_heads, int64_t hd, const T* cos, const T* sin, bool inverse) {
+  const int64_t half = hd / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    T* xh = x + h * hd;
+    for (int64_t i = 0; i < half; ++i) {
+      const T c = cos[i], s = inverse ? -sin[i] : sin[i];
+      const T a = xh[i], b = xh[i + half];
+      xh[i] = a * c - b * s;
+      xh[i + half] = b * c + a * s;
+    }
+  }
+}
+
 // Attention over B sequences of S positions (cpu::AttentionShape); probs [B, H, S, S] kept.
 inline void attention_forward(const cpu::AttentionShape& s, float* att, float* probs, const float* q, const float* k,
                               const float* v, Workspace& ws) {

@@ -67,8 +67,8 @@ void attention_backward(const GptConfig& c, const GptBlockWeights& w, const GptB
     for (int64_t t = 0; t < Tn; ++t) {
       const T* cs = g.rope_cos.data() + (t % S) * half;
       const T* sn = g.rope_sin.data() + (t % S) * half;
-      ref::rope_row(g.dq.data() + t * qd, H, hd, cs, sn, true);
-      ref::rope_row(g.dk.data() + t * kvd, Hkv, hd, cs, sn, true);
+      ops::rope_row(g.dq.data() + t * qd, H, hd, cs, sn, true);
+      ops::rope_row(g.dk.data() + t * kvd, Hkv, hd, cs, sn, true);
     }
   }
   std::fill(g.dn.begin(), g.dn.end(), T(0));

@@ -77,8 +77,8 @@ void block_forward(const GptConfig& c, const GptBlockWeights& w, int64_t layer, 
   if (c.pos == PosEncoding::rope) {
 #pragma omp parallel for schedule(static) if (n * qd > kParallelWork)
     for (int64_t t = 0; t < n; ++t) {
-      ref::rope_row(a.q.data() + t * qd, H, hd, cs + (t % st.S) * half, sn + (t % st.S) * half, false);
-      ref::rope_row(K + t * kvd, Hkv, hd, cs + (t % st.S) * half, sn + (t % st.S) * half, false);
+      ops::rope_row(a.q.data() + t * qd, H, hd, cs + (t % st.S) * half, sn + (t % st.S) * half, false);
+      ops::rope_row(K + t * kvd, Hkv, hd, cs + (t % st.S) * half, sn + (t % st.S) * half, false);
     }
   }
   fit(a.att, n * qd);  // [n, H·hd]

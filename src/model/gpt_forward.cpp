@@ -109,7 +109,7 @@ GptLosses gpt_forward(const GptConfig& c, const GptWeights& w, const GptStepInpu
     const int64_t half = c.head_dim() / 2;
     fit(g.rope_cos, S * half);  // [S, hd/2]
     fit(g.rope_sin, S * half);
-    ref::rope_tables(g.rope_cos.data(), g.rope_sin.data(), 0, S, c.head_dim(), c.rope_theta);
+    ops::rope_tables(g.rope_cos.data(), g.rope_sin.data(), 0, S, c.head_dim(), c.rope_theta);
   }
 
   // Embeddings into the first block's input.

@@ -102,7 +102,7 @@ void gpt_infer(const GptPrepared& m, const int32_t* tokens, int64_t n, KvCache& 
   if (c.pos == PosEncoding::rope) {
     fit(g.rope_cos, n * half);  // positions p0 .. p0+n-1
     fit(g.rope_sin, n * half);
-    ref::rope_tables(g.rope_cos.data(), g.rope_sin.data(), p0, n, c.head_dim(), c.rope_theta);
+    ops::rope_tables(g.rope_cos.data(), g.rope_sin.data(), p0, n, c.head_dim(), c.rope_theta);
   }
   fit(g.ones, n);
   std::fill(g.ones.begin(), g.ones.end(), 1.0f);

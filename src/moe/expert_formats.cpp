@@ -17,11 +17,14 @@ void ref_rows_forward(const ExpertStore& s, const RowGroups& rows, const void* x
                                    static_cast<double*>(out));
 }
 void ref_rows_backward(const ExpertStore& s, const RowGroups& rows, const void* x, const RowActs& a, const void* dout,
-                       void* dx_rows, const void* grads, int, Workspace&) {
+                       void* dx_rows, const void* grads, int, Workspace& ws) {
+  const auto I = static_cast<size_t>(s.spec.hidden);
+  double* scratch = ws.get(3 * I * sizeof(double)).take<double>(3 * I);
   ref::grouped_ffn_backward<double>(s.spec, s.f64, rows, static_cast<const double*>(x),
                                     static_cast<const double*>(a.pre_gate), static_cast<const double*>(a.pre_up),
                                     static_cast<const double*>(a.hidden), static_cast<const double*>(dout),
-                                    static_cast<double*>(dx_rows), *static_cast<const FfnGrads<double>*>(grads));
+                                    static_cast<double*>(dx_rows), *static_cast<const FfnGrads<double>*>(grads),
+                                    scratch);
 }
 
 // f32: the training path's grouped GEMMs over the weights as stored.

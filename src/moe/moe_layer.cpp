@@ -93,11 +93,10 @@ void shared_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const Pre
                     int64_t Tn, T* y) {
   const int64_t H = c.d_model;
   st.shared_gate.assign(static_cast<size_t>(Tn), T(1));
-  if (c.shared_gate) {
-    for (int64_t t = 0; t < Tn; ++t) {
-      const double z = ref::dot(st.x_in.data() + t * H, w.shared_gate_w.as<T>(), H);
-      st.shared_gate[t] = static_cast<T>(1.0 / (1.0 + std::exp(-z)));
-    }
+  if (c.shared_gate) {  // Qwen2-MoE: σ(x·w) per token
+    ops::linear(st.shared_gate.data(), st.x_in.data(), w.shared_gate_w.as<T>(), static_cast<const T*>(nullptr), Tn, H, 1,
+                st.ws);
+    for (T& g : st.shared_gate) g = static_cast<T>(1.0 / (1.0 + std::exp(-static_cast<double>(g))));
   }
   make_dense_plan(Tn, st.shared_plan);
   st.shared_out.resize(static_cast<size_t>(Tn * H));

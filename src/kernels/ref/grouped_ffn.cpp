@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "kernels/ref/kernels.h"
 #include "moe/error.h"
@@ -91,10 +90,13 @@ void grouped_ffn_forward(const FfnSpec& c, const FfnWeights<T>& w, const RowGrou
 
 template <class T>
 void grouped_ffn_backward(const FfnSpec& c, const FfnWeights<T>& w, const RowGroups& rg, const T* x, const T* pre_gate,
-                          const T* pre_up, const T* hidden, const T* dout, T* dx_rows, const FfnGrads<T>& g) {
+                          const T* pre_up, const T* hidden, const T* dout, T* dx_rows, const FfnGrads<T>& g,
+                          double* scratch) {
   const int64_t H = w.d_model, I = w.hidden;
   const bool gated = is_gated(c.act);
-  std::vector<double> dh(static_cast<size_t>(I)), dgate(static_cast<size_t>(I)), dup(static_cast<size_t>(I));
+  double* dh = scratch;
+  double* dgate = scratch + I;
+  double* dup = scratch + 2 * I;
   for (int64_t e = 0; e < rg.n_groups; ++e) {
     const T* wg = gated ? w.gate + e * I * H : nullptr;
     const T* wu = w.up + e * I * H;
@@ -152,7 +154,7 @@ void grouped_ffn_backward(const FfnSpec& c, const FfnWeights<T>& w, const RowGro
   template void grouped_ffn_forward<T>(const FfnSpec&, const FfnWeights<T>&, const RowGroups&, const T*, T*, T*, T*, \
                                        T*);                                                                         \
   template void grouped_ffn_backward<T>(const FfnSpec&, const FfnWeights<T>&, const RowGroups&, const T*, const T*,  \
-                                        const T*, const T*, const T*, T*, const FfnGrads<T>&);
+                                        const T*, const T*, const T*, T*, const FfnGrads<T>&, double*);
 MOE_INSTANTIATE_REF_FFN(float)
 MOE_INSTANTIATE_REF_FFN(double)
 

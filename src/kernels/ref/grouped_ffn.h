@@ -16,10 +16,10 @@ void grouped_ffn_forward(const FfnSpec& spec, const FfnWeights<T>& w, const RowG
                          T* pre_up, T* hidden, T* out);
 
 // dout [A, H]: gradient w.r.t. each row's output. dx_rows [A, H] overwritten with the gradient
-// w.r.t. each row's input; weight gradients accumulated (+=).
+// w.r.t. each row's input; weight gradients accumulated (+=). scratch: [3·I] doubles.
 template <class T>
 void grouped_ffn_backward(const FfnSpec& spec, const FfnWeights<T>& w, const RowGroups& rows, const T* x,
                           const T* pre_gate, const T* pre_up, const T* hidden, const T* dout, T* dx_rows,
-                          const FfnGrads<T>& grads);
+                          const FfnGrads<T>& grads, double* scratch);
 
 }  // namespace moe::ref

@@ -1,5 +1,5 @@
-// Reference kernels of a transformer block: RMSNorm, LayerNorm, RoPE (HF rotate_half) and one
-// attention head. Free functions, outputs first, no allocation (scratch passed in), float64
+// Reference kernels of a transformer block: RMSNorm, LayerNorm and one attention head (RoPE,
+// exact elementwise arithmetic with one implementation for both paths, is in kernels/ops.h). Free functions, outputs first, no allocation (scratch passed in), float64
 // accumulation of reductions. They know nothing of GPT; the model calls them per row / per head.
 // T = float or double.
 #pragma once
@@ -88,38 +88,6 @@ void layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w
       const double xh = (static_cast<double>(xt[j]) - m) * r;
       const double g = static_cast<double>(dyt[j]) * static_cast<double>(w[j]);
       dx[t * d + j] += static_cast<T>(r * (g - gsum - xh * gx));
-    }
-  }
-}
-
-// cos/sin tables of RoPE for positions [pos0, pos0 + n): cos, sin [n, hd/2],
-// angle = pos · theta^(-2i/hd) (HF/Llama inv_freq), computed in float64.
-template <class T>
-void rope_tables(T* cos, T* sin, int64_t pos0, int64_t n, int64_t hd, double theta) {
-  const int64_t half = hd / 2;
-  for (int64_t p = 0; p < n; ++p) {
-    for (int64_t i = 0; i < half; ++i) {
-      const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-      const double a = static_cast<double>(pos0 + p) * inv_freq;
-      cos[p * half + i] = static_cast<T>(std::cos(a));
-      sin[p * half + i] = static_cast<T>(std::sin(a));
-    }
-  }
-}
-
-// Rotates the n_heads heads of one row in place (rotate_half: pairs i and i + hd/2):
-//   x'[i] = x[i]·c − x[i+h]·s,  x'[i+h] = x[i+h]·c + x[i]·s.
-// inverse = the transpose (rotation by −angle): the backward of the forward rotation.
-template <class T>
-void rope_row(T* x, int64_t n_heads, int64_t hd, const T* cos, const T* sin, bool inverse) {
-  const int64_t half = hd / 2;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    T* xh = x + h * hd;
-    for (int64_t i = 0; i < half; ++i) {
-      const T c = cos[i], s = inverse ? -sin[i] : sin[i];
-      const T a = xh[i], b = xh[i + half];
-      xh[i] = a * c - b * s;
-      xh[i + half] = b * c + a * s;
     }
   }
 }
