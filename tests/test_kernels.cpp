@@ -101,12 +101,19 @@ void pack_columns_rows() {
           const int64_t Kpad = dt == DType::bf16 ? (K + 1) / 2 * 2 : K, ld = K + 3;
           std::vector<float> src = randv(rng, std::max<int64_t>(n_cols, 1) * ld);
           src[5] = 1e-40f;  // a denormal: rounded, never flushed
-          std::vector<uint8_t> got(static_cast<size_t>(Kpad * cpu::kNR * 4), 0xAB), want(got.size(), 0xAB);
+          // Panels are 64-byte aligned (the streaming stores need it).
+          const size_t bytes = static_cast<size_t>(Kpad * cpu::kNR * 4);
+          std::vector<uint8_t> got_buf(bytes + 64, 0xAB), want_buf(bytes + 64, 0xAB);
+          auto aligned = [](std::vector<uint8_t>& b) {
+            return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(b.data()) + 63) & ~uintptr_t(63));
+          };
+          uint8_t *got = aligned(got_buf), *want = aligned(want_buf);
           for (int64_t col0 : {int64_t(0), 32 - width}) {
-            cpu::pack_columns(odd(src), ld, n_cols, width, K, Kpad, dt, col0, got.data());
-            cpu::pack_columns_scalar(odd(src), ld, n_cols, width, K, Kpad, dt, col0, want.data());
+            cpu::pack_columns(odd(src), ld, n_cols, width, K, Kpad, dt, col0, got);
+            cpu::pack_columns_scalar(odd(src), ld, n_cols, width, K, Kpad, dt, col0, want);
           }
-          EXPECT_EQ(got, want) << dtype_name(dt) << " width " << width << " cols " << n_cols << " K " << K;
+          EXPECT_EQ(std::vector<uint8_t>(got, got + bytes), std::vector<uint8_t>(want, want + bytes))
+              << dtype_name(dt) << " width " << width << " cols " << n_cols << " K " << K;
         }
       }
     }

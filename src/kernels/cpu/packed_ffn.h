@@ -48,6 +48,7 @@ PackedMatrix pack_matrix(const float* W, int64_t n, int64_t k, int threads);
 // [col0, col0 + n_cols) from n_cols source rows (stride ld, K elements each) into a 32-column
 // panel of Kpad rows; columns [col0 + n_cols, col0 + width) are zero-filled, as are rows
 // [K, Kpad). dtype f32: dst[k·32 + j]; bf16: dst[(k/2)·64 + 2j + (k&1)] (round to nearest even).
+// dst is 64-byte aligned (a panel; the AVX-512 version writes whole lines with streaming stores).
 void pack_columns(const float* src, int64_t ld, int64_t n_cols, int64_t width, int64_t K, int64_t Kpad, DType dtype,
                   int64_t col0, void* dst);
 void pack_columns_scalar(const float* src, int64_t ld, int64_t n_cols, int64_t width, int64_t K, int64_t Kpad,
