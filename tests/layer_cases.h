@@ -124,6 +124,15 @@ inline std::vector<LayerCase> layer_cases() {
     auto c = base_config(5, 3, 0, 3, ExpertAct::gelu);
     c.soft.slots_per_expert = 2;
     cases.push_back({"soft_moe", c, 6, 3, false});
+    c.shared_hidden = 3;  // Soft MoE with a gated shared expert
+    c.shared_gate = true;
+    cases.push_back({"soft_moe_shared", c, 6, 3, false});
+  }
+  {
+    auto c = base_config(5, 3, 0, 3, ExpertAct::swiglu);
+    c.soft.slots_per_expert = 2;
+    c.soft.noise_std = 0.7;  // vmoe SoftRouter noise, training only
+    cases.push_back({"soft_moe_noise", c, 6, 3, true});
   }
   {
     auto c = base_config(4, 1, 1, 3, ExpertAct::swiglu);  // E = 1

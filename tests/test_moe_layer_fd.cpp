@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "layer_cases.h"
+#include "moe/error.h"
 
 using namespace moe;
 using namespace moe::testing;
@@ -26,7 +28,8 @@ Problem make_problem(const LayerCase& lc, uint64_t seed) {
   const int64_t T = lc.n_tokens, H = lc.config.d_model, E = lc.config.router.n_experts;
   for (int64_t i = 0; i < T * H; ++i) p.x.push_back(rng.normal());
   for (int64_t i = 0; i < T * H; ++i) p.dy.push_back(rng.normal());
-  for (int64_t i = 0; i < T * E; ++i) p.noise.push_back(rng.normal());
+  const int64_t per_token = E * std::max<int64_t>(1, lc.config.soft.slots_per_expert);  // [T, E] or [T, E·p]
+  for (int64_t i = 0; i < T * per_token; ++i) p.noise.push_back(rng.normal());
   for (int64_t i = 0; i < T * H; ++i) p.jitter.push_back(rng.uniform(1 - lc.config.jitter, 1 + lc.config.jitter));
   p.in.n_tokens = T;
   p.in.group_tokens = lc.group_tokens;
@@ -131,4 +134,77 @@ TEST(LayerFd, FiniteDifferencesCanFail) {
   const double numeric = (evaluate(p, xp).loss - evaluate(p, xm).loss) / 2e-6;
   EXPECT_NEAR(dx[0], numeric, 1e-6);
   EXPECT_GT(std::fabs(dx[0] * 1.01 - numeric), 1e-8);
+}
+
+// A Soft MoE layer applies its shared expert: y = soft(x) + σ(x·w)·shared(x) (it used to be dropped,
+// with zero gradients for the shared weights).
+TEST(SoftMoe, AppliesTheSharedExpert) {
+  LayerCase lc;
+  for (const LayerCase& c : layer_cases())
+    if (c.name == "soft_moe_shared") lc = c;
+  Problem p = make_problem(lc, 3);
+  MoeLayerState<double> st;
+  std::vector<double> y(p.x.size()), y_soft(p.x.size());
+  moe_layer_forward(lc.config, p.w, p.x.data(), p.in, st, y.data());
+  MoeLayerConfig soft_only = lc.config;
+  soft_only.shared_hidden = 0;
+  soft_only.shared_gate = false;
+  MoeLayerWeights w = make_layer_weights(soft_only, DType::f64);  // the same weights, minus the shared expert
+  w.for_each_tensor([&](const std::string& name, Tensor& t) {
+    if (!t.empty()) std::memcpy(t.data(), p.w.find(name)->data(), t.nbytes());
+  });
+  MoeLayerState<double> st_soft;
+  moe_layer_forward(soft_only, w, p.x.data(), p.in, st_soft, y_soft.data());
+  // The shared expert written out: SwiGLU of width 3, sigmoid gate.
+  const int64_t H = lc.config.d_model, Is = lc.config.shared_hidden;
+  const double* g = p.w.shared_gate.as<double>();
+  const double* u = p.w.shared_up.as<double>();
+  const double* d = p.w.shared_down.as<double>();
+  const double* gw = p.w.shared_gate_w.as<double>();
+  for (int64_t t = 0; t < lc.n_tokens; ++t) {
+    const double* xt = p.x.data() + t * H;
+    double z = 0;
+    for (int64_t j = 0; j < H; ++j) z += gw[j] * xt[j];
+    const double gate = 1 / (1 + std::exp(-z));
+    for (int64_t o = 0; o < H; ++o) {
+      double out = 0;
+      for (int64_t i = 0; i < Is; ++i) {
+        double a = 0, b = 0;
+        for (int64_t j = 0; j < H; ++j) a += g[i * H + j] * xt[j], b += u[i * H + j] * xt[j];
+        out += d[o * Is + i] * a / (1 + std::exp(-a)) * b;
+      }
+      EXPECT_NEAR(y[t * H + o], y_soft[t * H + o] + gate * out, 1e-12) << "token " << t << " column " << o;
+    }
+  }
+}
+
+// Soft MoE noise (vmoe SoftRouter.add_noise): logits + noise_std·ε in training only; a token
+// router's noise setting on a Soft MoE layer is an error, not silently ignored.
+TEST(SoftMoe, NoiseAppliesInTrainingOnly) {
+  LayerCase lc;
+  for (const LayerCase& c : layer_cases())
+    if (c.name == "soft_moe_noise") lc = c;
+  Problem p = make_problem(lc, 4);
+  auto run = [&](bool training, double noise_std) {
+    MoeLayerConfig c = lc.config;
+    c.soft.noise_std = noise_std;
+    LayerInputs in = p.in;
+    in.training = training;
+    MoeLayerState<double> st;
+    std::vector<double> y(p.x.size());
+    moe_layer_forward(c, p.w, p.x.data(), in, st, y.data());
+    return std::make_pair(y, st.soft.logits);
+  };
+  const auto [y_eval, l_eval] = run(false, 0.7);
+  const auto [y_clean, l_clean] = run(true, 0.0);
+  const auto [y_noisy, l_noisy] = run(true, 0.7);
+  EXPECT_EQ(y_eval, y_clean);
+  EXPECT_NE(y_noisy, y_clean);
+  for (size_t i = 0; i < l_clean.size(); ++i) EXPECT_NEAR(l_noisy[i] - l_clean[i], 0.7 * p.noise[i], 1e-12);
+  MoeLayerConfig bad = lc.config;
+  bad.router.noise = NoiseKind::vmoe;
+  EXPECT_THROW(validate_layer(bad), InvalidInput);
+  bad = lc.config;
+  bad.losses.coef["z_loss"] = 0.1;
+  EXPECT_THROW(validate_layer(bad), InvalidInput);
 }
