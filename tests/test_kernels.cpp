@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/exp_avx512.h"
 #include "kernels/cpu/gemm.h"
@@ -465,6 +466,23 @@ void attention_training_rows() {
   EXPECT_EQ(one.dv, two.dv);
 }
 
+// ---- AdamW: the vector update equals the scalar one bit for bit (both equal torch's) ------------
+
+void adamw_rows() {
+  Rng rng(19);
+  const cpu::AdamCoefs c{0.999f, 0.9f, 0.1f, 0.999f, 0.001f, 0.0316f, 1e-8f, -0.0021f};
+  for (int64_t n : {1, 7, 8, 9, 100}) {
+    std::vector<float> p = randv(rng, n), m = randv(rng, n, 0.1), v = randv(rng, n, 0.1), g = randv(rng, n);
+    for (float& x : v) x = std::fabs(x);
+    std::vector<float> p2 = p, m2 = m, v2 = v;
+    cpu::adamw_chunk(odd(p), odd(m), odd(v), odd(g), n, c);
+    cpu::adamw_chunk_scalar(odd(p2), odd(m2), odd(v2), odd(g), n, c);
+    EXPECT_EQ(p, p2) << n;
+    EXPECT_EQ(m, m2) << n;
+    EXPECT_EQ(v, v2) << n;
+  }
+}
+
 // ---- the table ----------------------------------------------------------------------------------
 
 struct KernelRow {
@@ -484,6 +502,7 @@ const KernelRow kTable[] = {
     {"exp_ps", exp_rows},
     {"attention_cached", attention_cached_rows},
     {"attention_training", attention_training_rows},
+    {"adamw", adamw_rows},
 };
 
 }  // namespace

@@ -1,17 +1,15 @@
 #include "moe/optimizer.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numbers>
 
-#include "kernels/cpu/microkernel.h"
+#include "kernels/cpu/adamw.h"
 #include "moe/error.h"
 
-// torch runs each operation of the update as its own kernel, so nothing is fused across
-// operations; GCC would otherwise contract p*decay + update into one FMA (intrinsics included).
+// The step's scalars are rounded as torch rounds them: no contraction into FMAs (the update
+// itself is kernels/cpu/adamw.cpp).
 #pragma GCC optimize("fp-contract=off")
 
 namespace moe {
@@ -24,63 +22,6 @@ constexpr int64_t kParallelMin = 1 << 15;
 constexpr int64_t kChunk = 1 << 14;  // elements per parallel work item (and per partial sum)
 
 [[noreturn]] void fail(const std::string& origin, const std::string& what) { throw InvalidInput(origin + " " + what); }
-
-// Scalars of one AdamW step, each rounded to float where torch casts a Python scalar to the
-// tensor's dtype.
-struct AdamCoefs {
-  float decay;          // 1 - lr * wd
-  float b1, one_m_b1;   // beta1, 1 - beta1
-  float b2, one_m_b2;   // beta2, 1 - beta2
-  float bc2_sqrt;       // sqrt(1 - beta2^step)
-  float eps;
-  float neg_step_size;  // -lr / (1 - beta1^step)
-};
-
-// One element of the update. torch's AVX2 kernels fuse `a + alpha*b` (add_) and
-// `self + (v*t1)*t2` (addcmul_) into FMAs and compute addcdiv_ as self + (v*t1)/t2; std::fma
-// reproduces the fused rounding on every machine.
-inline void adamw_element(float& p, float& m, float& v, float g, const AdamCoefs& c) {
-  const float pd = p * c.decay;
-  m = std::fma(g, c.one_m_b1, m * c.b1);
-  v = std::fma(c.one_m_b2 * g, g, v * c.b2);
-  const float denom = std::sqrt(v) / c.bc2_sqrt + c.eps;
-  p = pd + (c.neg_step_size * m) / denom;
-}
-
-void adamw_chunk_scalar(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c) {
-  for (int64_t i = 0; i < n; ++i) adamw_element(p[i], m[i], v[i], g[i], c);
-}
-
-// The same operations 8 lanes at a time (sqrt and division are exactly rounded, as in scalar).
-__attribute__((target("avx2,fma"))) void adamw_chunk_avx2(float* p, float* m, float* v, const float* g, int64_t n,
-                                                         const AdamCoefs& c) {
-  const __m256 decay = _mm256_set1_ps(c.decay), b1 = _mm256_set1_ps(c.b1), one_m_b1 = _mm256_set1_ps(c.one_m_b1);
-  const __m256 b2 = _mm256_set1_ps(c.b2), one_m_b2 = _mm256_set1_ps(c.one_m_b2);
-  const __m256 bc2_sqrt = _mm256_set1_ps(c.bc2_sqrt), eps = _mm256_set1_ps(c.eps);
-  const __m256 neg_step = _mm256_set1_ps(c.neg_step_size);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 gi = _mm256_loadu_ps(g + i);
-    const __m256 pd = _mm256_mul_ps(_mm256_loadu_ps(p + i), decay);
-    const __m256 mi = _mm256_fmadd_ps(gi, one_m_b1, _mm256_mul_ps(_mm256_loadu_ps(m + i), b1));
-    const __m256 vi = _mm256_fmadd_ps(_mm256_mul_ps(one_m_b2, gi), gi, _mm256_mul_ps(_mm256_loadu_ps(v + i), b2));
-    const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2_sqrt), eps);
-    _mm256_storeu_ps(m + i, mi);
-    _mm256_storeu_ps(v + i, vi);
-    _mm256_storeu_ps(p + i, _mm256_add_ps(pd, _mm256_div_ps(_mm256_mul_ps(neg_step, mi), denom)));
-  }
-  for (; i < n; ++i) adamw_element(p[i], m[i], v[i], g[i], c);
-}
-
-// AVX2 + FMA unless the CPU lacks it or MOE_ISA=scalar asks for the fallback (tests run both).
-void adamw_chunk(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c) {
-  static const bool vector = cpu::detected_isa() != cpu::Isa::scalar;
-  if (vector) {
-    adamw_chunk_avx2(p, m, v, g, n, c);
-  } else {
-    adamw_chunk_scalar(p, m, v, g, n, c);
-  }
-}
 
 // Sum of squares of x[0, n) in double, in fixed chunks added in order: the same result for any
 // thread count.
@@ -169,7 +110,7 @@ void AdamW::step(double lr) {
   const double t = static_cast<double>(step);
   const double bias_correction1 = 1 - std::pow(opt_.beta1, t);
   const double bias_correction2 = 1 - std::pow(opt_.beta2, t);
-  AdamCoefs c{};
+  cpu::AdamCoefs c{};
   c.b1 = static_cast<float>(opt_.beta1);
   c.one_m_b1 = static_cast<float>(1 - opt_.beta1);
   c.b2 = static_cast<float>(opt_.beta2);
@@ -188,7 +129,7 @@ void AdamW::step(double lr) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (int64_t ch = 0; ch < chunks; ++ch) {
       const int64_t off = ch * kChunk;
-      adamw_chunk(p + off, m + off, v + off, g + off, std::min(kChunk, n - off), c);
+      cpu::adamw_chunk(p + off, m + off, v + off, g + off, std::min(kChunk, n - off), c);
     }
   }
 }
