@@ -11,7 +11,7 @@
 
 #include "commands.h"
 #include "moe/error.h"
-#include "moe/layer_io.h"
+#include "moe/layer_format.h"
 #include "moe/moe_layer.h"
 #include "moe/rng.h"
 #include "moe/safetensors.h"
@@ -27,24 +27,6 @@ struct LayerFlags {
   uint64_t seed = 0;
 };
 
-// A floating tensor of the file as doubles, refusing NaN/Inf.
-std::vector<double> finite_values(const SafetensorsFile& f, const std::string& name, const std::string& shown) {
-  const Tensor t = f.load(name);
-  if (t.dtype() != DType::f32 && t.dtype() != DType::f64 && t.dtype() != DType::bf16) {
-    throw InvalidInput("[layer] " + f.path() + ": tensor '" + shown + "' has dtype " + dtype_name(t.dtype()) +
-                       ", expected F32, F64 or BF16");
-  }
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    v[i] = load_as_double(t.view(), i);
-    if (!std::isfinite(v[i])) {
-      throw InvalidInput("[layer] " + f.path() + ": tensor '" + shown + "' has a non-finite value (" +
-                         std::to_string(v[i]) + ") at flat index " + std::to_string(i));
-    }
-  }
-  return v;
-}
-
 template <class T>
 std::vector<T> cast(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
@@ -54,40 +36,14 @@ template <class T>
 int run_typed(const LayerFlags& f) {
   const DType dt = dtype_of<T>();
   const nlohmann::json cj = util::read_json_file(f.config, "[layer]");
-  const std::string type = layer_model_type(cj);
-  const MoeLayerConfig cfg = layer_config_from_json(cj);
+  const std::string type = arch::layer_model_type(cj);
+  const MoeLayerConfig cfg = arch::layer_config_from_json(cj);
   const int64_t H = cfg.d_model, E = cfg.router.n_experts;
 
   // Weights: every tensor the config needs, nothing else, under the model type's names.
   const SafetensorsFile wf = SafetensorsFile::open(f.weights);
-  std::map<std::string, std::string> by_name;  // external name -> name in the file
-  for (const std::string& n : wf.names()) {
-    if (n.rfind(f.prefix, 0) != 0) {
-      throw InvalidInput("[layer] " + f.weights + ": tensor '" + n + "' does not start with --prefix '" + f.prefix + "'");
-    }
-    by_name[n.substr(f.prefix.size())] = n;
-  }
-  const bool fused = by_name.count("experts.gate_up_proj") > 0 && type != "gpt_oss";
-  const std::vector<WeightBinding> bindings = layer_weight_bindings(type, cfg, fused);
-  MoeLayerWeights w = make_layer_weights(cfg, dt);
-  std::set<std::string> used;
-  for (const WeightBinding& b : bindings) {
-    auto it = by_name.find(b.name);
-    if (it == by_name.end()) {
-      throw InvalidInput("[layer] " + f.weights + ": missing tensor '" + f.prefix + b.name + "' " + shape_str(b.shape) +
-                         " needed by the " + type + " config");
-    }
-    const Shape& have = wf.entry(it->second).shape;
-    if (have != b.shape) {
-      throw InvalidInput("[layer] " + f.weights + ": tensor '" + it->second + "' has shape " + shape_str(have) +
-                         ", the config needs " + shape_str(b.shape));
-    }
-    b.load(finite_values(wf, it->second, it->second).data(), w);
-    used.insert(b.name);
-  }
-  for (const auto& [ext, n] : by_name) {
-    if (!used.count(ext)) throw InvalidInput("[layer] " + f.weights + ": tensor '" + n + "' is not used by this config");
-  }
+  const arch::LayerWeightsFile lw = arch::load_layer_weights(type, cfg, wf, f.prefix, dt);
+  const MoeLayerWeights& w = lw.weights;
 
   // Inputs.
   const SafetensorsFile inf = SafetensorsFile::open(f.inputs);
@@ -109,9 +65,9 @@ int run_typed(const LayerFlags& f) {
       throw InvalidInput("[layer] " + f.inputs + ": input '" + name + "' has shape " + shape_str(inf.entry(name).shape) +
                          ", expected " + shape_str(want));
     }
-    return cast<T>(finite_values(inf, name, name));
+    return cast<T>(arch::finite_tensor_values(inf, name));
   };
-  const std::vector<T> x = cast<T>(finite_values(inf, "x", "x"));
+  const std::vector<T> x = cast<T>(arch::finite_tensor_values(inf, "x"));
   LayerInputs in;
   in.n_tokens = Tn;
   in.group_tokens = S;
@@ -194,12 +150,7 @@ int run_typed(const LayerFlags& f) {
     MoeLayerWeights g = make_layer_weights(cfg, dt);
     moe_layer_backward(cfg, w, in, st, dy.data(), dx.data(), g);
     out.emplace_back("grad.x", Tensor::from<T>(xs, dx));
-    for (const WeightBinding& b : bindings) {
-      if (!b.trainable) continue;
-      std::vector<double> v(static_cast<size_t>(shape_numel(b.shape)));
-      b.store(g, v.data());
-      out.emplace_back("grad." + f.prefix + b.name, Tensor::from<T>(b.shape, cast<T>(v)));
-    }
+    for (auto& named : arch::store_layer_gradients(lw, g, dt)) out.push_back(std::move(named));
   }
   NamedTensors views;
   for (const auto& [name, t] : out) views.emplace_back(name, t.view());

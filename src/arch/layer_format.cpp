@@ -1,0 +1,191 @@
+// The layer-config format (docs/layer-format.md): reader and writer from one description of the
+// keys. A model type's own keys come from its registry entry; the engine keys below override.
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "arch/layer_fields.h"
+#include "arch/registry.h"
+#include "moe/error.h"
+
+namespace moe::arch {
+
+using nlohmann::json;
+using util::Field;
+using util::JsonFields;
+
+namespace {
+
+template <class Get>
+Field<MoeLayerConfig> layer_field(std::string name, Get get) {
+  return util::field<MoeLayerConfig>(std::move(name), get);
+}
+
+// "losses": {name: coefficient}; given, it replaces every loss the model type implies.
+Field<MoeLayerConfig> losses_field() {
+  return {"losses",
+          [](const JsonFields& f, MoeLayerConfig& c) {
+            if (!f.has("losses")) return;
+            const json& l = f.raw().at("losses");
+            if (!l.is_object()) f.fail("'losses' must be an object {name: coefficient}");
+            c.losses.coef.clear();
+            for (const auto& [name, v] : l.items()) {
+              if (!v.is_number()) f.fail("loss '" + name + "' coefficient must be a number, got " + v.dump());
+              c.losses.coef[name] = v.get<double>();
+            }
+          },
+          [](const MoeLayerConfig& c, json& j) {
+            json l = json::object();
+            for (const auto& [name, coef] : c.losses.coef) l[name] = coef;
+            j["losses"] = l;
+          }};
+}
+
+// "soft_moe": {"slots_per_expert": p, "noise_std": s}: Soft MoE instead of a router.
+Field<MoeLayerConfig> soft_moe_field() {
+  return {"soft_moe",
+          [](const JsonFields& f, MoeLayerConfig& c) {
+            if (!f.has("soft_moe")) return;
+            const JsonFields s = f.object("soft_moe", "[layer config] soft_moe: ");
+            s.only({"slots_per_expert", "noise_std"});
+            c.soft.slots_per_expert = s.integer("slots_per_expert");
+            if (c.soft.slots_per_expert < 1) {
+              s.fail("slots_per_expert=" + std::to_string(c.soft.slots_per_expert) + " must be >= 1");
+            }
+            c.soft.noise_std = s.number_or("noise_std", 0.0);
+            if (!(c.soft.noise_std >= 0) || !std::isfinite(c.soft.noise_std)) {
+              s.fail("noise_std=" + json(c.soft.noise_std).dump() + " must be finite and >= 0");
+            }
+          },
+          [](const MoeLayerConfig& c, json& j) {
+            if (c.soft.slots_per_expert > 0) {
+              j["soft_moe"] = {{"slots_per_expert", c.soft.slots_per_expert}, {"noise_std", c.soft.noise_std}};
+            }
+          }};
+}
+
+Field<MoeLayerConfig> router_field() {
+  return {"router",
+          [](const JsonFields& f, MoeLayerConfig& c) {
+            if (!f.has("router")) return;
+            const JsonFields r = f.object("router", "[layer config] router: ");
+            r.only(util::field_names(router_fields()), "field");
+            util::read_fields(router_fields(), r, c.router);
+          },
+          [](const MoeLayerConfig& c, json& j) {
+            json r = json::object();
+            util::write_fields(router_fields(), c.router, r);
+            j["router"] = r;
+          }};
+}
+
+const std::initializer_list<util::Spelling<DroppedPolicy>> kDropped = {{"zero", DroppedPolicy::zero},
+                                                                      {"passthrough", DroppedPolicy::passthrough}};
+
+std::string moe_model_types() {
+  std::string all;
+  for (const ArchEntry* e : arch_entries()) {
+    if (e->moe_layer) all += (all.empty() ? "" : ", ") + std::string(e->model_type);
+  }
+  return all;
+}
+
+}  // namespace
+
+const std::vector<Field<RouterConfig>>& router_fields() {
+  using R = RouterConfig;
+  static const std::vector<Field<R>> fields = {
+      util::field("n_experts", &R::n_experts),
+      util::field("top_k", &R::top_k),
+      util::choice_field<R>("score", [](auto& r) -> auto& { return r.score; },
+                            {{"softmax", ScoreFn::softmax}, {"sigmoid", ScoreFn::sigmoid}}),
+      util::choice_field<R>("selection", [](auto& r) -> auto& { return r.selection; },
+                            {{"topk", Selection::topk},
+                             {"group_limited", Selection::group_limited},
+                             {"expert_choice", Selection::expert_choice}}),
+      util::field("normalize", &R::normalize),
+      util::field("norm_eps", &R::norm_eps),
+      util::field("scale", &R::scale),
+      util::field("scale_only_unnormalized", &R::scale_only_unnormalized),
+      util::field("logit_bias", &R::logit_bias),
+      util::field("selection_bias", &R::selection_bias),
+      util::field("bf16_logits", &R::bf16_logits),
+      util::field("n_group", &R::n_group),
+      util::field("topk_group", &R::topk_group),
+      util::choice_field<R>("group_score", [](auto& r) -> auto& { return r.group_score; },
+                            {{"max", GroupScore::max}, {"top2_sum", GroupScore::top2_sum}}),
+      util::choice_field<R>("noise", [](auto& r) -> auto& { return r.noise; },
+                            {{"none", NoiseKind::none}, {"shazeer", NoiseKind::shazeer}, {"vmoe", NoiseKind::vmoe}}),
+      util::field("noise_std", &R::noise_std),
+      util::choice_field<R>("capacity_mode", [](auto& r) -> auto& { return r.capacity_mode; },
+                            {{"none", CapacityMode::none},
+                             {"absolute", CapacityMode::absolute},
+                             {"factor", CapacityMode::factor}}),
+      util::field("expert_capacity", &R::expert_capacity),
+      util::field("capacity_factor", &R::capacity_factor),
+      util::field("capacity_multiple_of", &R::capacity_multiple_of),
+      util::choice_field<R>("priority", [](auto& r) -> auto& { return r.priority; },
+                            {{"position", Priority::position}, {"batch", Priority::batch}}),
+      util::choice_field<R>("dropped", [](auto& r) -> auto& { return r.dropped; }, kDropped),
+  };
+  return fields;
+}
+
+const std::vector<Field<MoeLayerConfig>>& engine_fields() {
+  static const std::vector<Field<MoeLayerConfig>> fields = [] {
+    // switch_dropped is read as an alias of router.dropped, which the router object stores.
+    Field<MoeLayerConfig> switch_dropped = util::choice_field<MoeLayerConfig>(
+        "switch_dropped", [](auto& c) -> auto& { return c.router.dropped; }, kDropped);
+    switch_dropped.write = nullptr;
+    return std::vector<Field<MoeLayerConfig>>{
+        act_field<MoeLayerConfig>("expert_act", [](auto& c) -> auto& { return c.expert.act; }),
+        act_field<MoeLayerConfig>("shared_act", [](auto& c) -> auto& { return c.shared_act; }),
+        layer_field("swiglu_alpha", [](auto& c) -> auto& { return c.expert.alpha; }),
+        layer_field("swiglu_limit", [](auto& c) -> auto& { return c.expert.limit; }),
+        router_field(),
+        losses_field(),
+        soft_moe_field(),
+        switch_dropped,
+        layer_field("deepseek_v3_use_routing_map", [](auto& c) -> auto& { return c.losses.deepseek_v3_use_routing_map; }),
+        layer_field("deepseek_v3_per_sequence", [](auto& c) -> auto& { return c.losses.deepseek_v3_per_sequence; }),
+        layer_field("deepseek_v2_seq_aux", [](auto& c) -> auto& { return c.losses.deepseek_v2_seq_aux; }),
+    };
+  }();
+  return fields;
+}
+
+std::string layer_model_type(const json& j) {
+  if (!j.is_object()) throw InvalidInput("[layer config] the config must be a JSON object");
+  if (!j.contains("model_type")) return "custom";
+  if (!j.at("model_type").is_string()) throw InvalidInput("[layer config] 'model_type' must be a string");
+  return j.at("model_type").get<std::string>();
+}
+
+MoeLayerConfig layer_config_from_json(const json& j) {
+  const std::string type = layer_model_type(j);
+  const JsonFields f(j, "[layer config] " + type + ": ");
+  const ArchEntry* e = find_arch(type);
+  if (!e) f.fail("model_type '" + type + "' is not one of: " + moe_model_types());
+  if (!e->moe_layer) f.fail("model_type '" + type + "' is a dense model (no MoE layer); MoE types: " + moe_model_types());
+  MoeLayerConfig c = moe_layer_of(*e, f);
+  util::read_fields(engine_fields(), f, c);
+  validate_layer(c);
+  return c;
+}
+
+json layer_config_to_json(const MoeLayerConfig& c) {
+  json j = {{"model_type", "custom"}};
+  util::write_fields(custom_fields(), c, j);
+  for (const Field<MoeLayerConfig>& x : engine_fields()) {
+    if (x.write) x.write(c, j);
+  }
+  return j;
+}
+
+std::vector<WeightBinding> layer_weight_bindings(const std::string& type, const MoeLayerConfig& c, bool fused) {
+  const ArchEntry* e = find_arch(type);
+  if (!e || !e->moe_bindings) throw InvalidInput("[layer config] model_type '" + type + "' has no MoE layer");
+  return e->moe_bindings(c, fused && e->fused_layout);
+}
+
+}  // namespace moe::arch

@@ -1,0 +1,41 @@
+// qwen3_moe (transformers configuration_qwen3_moe.py / modeling_qwen3_moe.py). Defaults for
+// absent keys: num_key_value_heads 4, head_dim hidden / heads (the attention's getattr; Hub
+// configs give 128), attention_bias false (q/k/v/o), q_norm / k_norm RMSNorm(head_dim),
+// norm_topk_prob false, no shared expert, router_aux_loss_coef 0.001 with output_router_logits
+// false, decoder_sparse_step 1, mlp_only_layers [], use_sliding_window false (then every layer
+// slides, sliding_window 4096). Names under model.layers.{i}.mlp. as Qwen2-MoE without shared.
+#include "arch/bindings.h"
+#include "arch/registry.h"
+
+namespace moe::arch {
+
+namespace {
+
+void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
+  read_moe_sizes(f, c, "hidden_size", "num_experts", "moe_intermediate_size");
+  c.router.normalize = f.flag_or("norm_topk_prob", false);
+  hf_router_loss(f, c, "load_balancing", 0.001, false);
+}
+
+std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
+  return named_moe_bindings({"gate.weight", nullptr, nullptr, "experts.", ".gate_proj.weight", ".up_proj.weight",
+                             ".down_proj.weight", "shared_experts.", nullptr},
+                            c, fused);
+}
+
+ModelArch distill(const JsonFields& f) {
+  ModelArch m = decoder_base(f, "qwen3_moe");
+  AttentionArch a = gqa(f, m.hidden, 4, 0);
+  a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", false);
+  a.qk_norm = AttentionArch::QkNorm::per_head;
+  qwen_layers(f, m, a, moe_ffn(moe_layer_of(kQwen3Moe, f)));
+  const bool use_window = f.flag_or("use_sliding_window", false);
+  apply_windows(f, m, [&](int64_t) { return use_window; }, 4096);
+  return m;
+}
+
+}  // namespace
+
+const ArchEntry kQwen3Moe = {"qwen3_moe", moe_layer, bindings, true, "mlp.", nullptr, distill};
+
+}  // namespace moe::arch
