@@ -13,6 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "moe/moe_layer.h"
 #include "moe/tensor.h"
 
 namespace moe::arch {
@@ -68,6 +69,9 @@ struct ModelArch {
 // wrong types, non-positive sizes, unknown model_type with the list of known ones).
 ModelArch model_arch_from_hf_config(const nlohmann::json& config);
 std::vector<std::string> supported_model_types();  // sorted
+
+// The FFN description of one MoE layer (its routed and shared experts, router biases).
+FfnArch moe_ffn(const MoeLayerConfig& layer);
 
 // One tensor of a Hugging Face checkpoint.
 struct TensorSpec {

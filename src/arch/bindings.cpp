@@ -166,4 +166,10 @@ std::vector<WeightBinding> named_moe_bindings(const MoeNames& n, const MoeLayerC
   return b;
 }
 
+std::vector<WeightBinding> gate_proj_bindings(const MoeLayerConfig& c, bool fused) {
+  return named_moe_bindings({"gate.weight", nullptr, "gate.e_score_correction_bias", "experts.", ".gate_proj.weight",
+                             ".up_proj.weight", ".down_proj.weight", "shared_experts.", nullptr},
+                            c, fused);
+}
+
 }  // namespace moe::arch

@@ -40,5 +40,8 @@ struct MoeNames {
   const char* shared_gate;         // Qwen2-MoE "shared_expert_gate.weight"
 };
 std::vector<WeightBinding> named_moe_bindings(const MoeNames& n, const MoeLayerConfig& c, bool fused);
+// The most common naming (Qwen3-MoE, OLMoE, DeepSeek): gate.weight (+ e_score_correction_bias),
+// experts.{e}.{gate,up,down}_proj.weight, shared_experts.{gate,up,down}_proj.weight.
+std::vector<WeightBinding> gate_proj_bindings(const MoeLayerConfig& c, bool fused);
 
 }  // namespace moe::arch

@@ -114,6 +114,14 @@ void qwen_layers(const JsonFields& f, ModelArch& m, const AttentionArch& a, cons
   }
 }
 
+void deepseek_moe_layer(const JsonFields& f, MoeLayerConfig& c, int64_t default_shared, double default_scale) {
+  read_moe_sizes(f, c, "hidden_size", "n_routed_experts", "moe_intermediate_size");
+  const int64_t shared = f.is_null("n_shared_experts") ? 0 : f.non_negative_or("n_shared_experts", default_shared);
+  c.shared_hidden = shared * c.expert.hidden;
+  c.router.scale = f.number_or("routed_scaling_factor", default_scale);
+  c.router.norm_eps = 1e-20;
+}
+
 ModelArch deepseek_model(const JsonFields& f, const ArchEntry& entry, int64_t first_k_dense_default) {
   ModelArch m = decoder_base(f, entry.model_type);
   AttentionArch a;

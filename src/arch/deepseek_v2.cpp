@@ -15,11 +15,8 @@ namespace moe::arch {
 namespace {
 
 void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
-  read_moe_sizes(f, c, "hidden_size", "n_routed_experts", "moe_intermediate_size");
+  deepseek_moe_layer(f, c, 2, 1.0);
   RouterConfig& r = c.router;
-  c.shared_hidden = (f.is_null("n_shared_experts") ? 0 : f.non_negative_or("n_shared_experts", 2)) * c.expert.hidden;
-  r.scale = f.number_or("routed_scaling_factor", 1.0);
-  r.norm_eps = 1e-20;
   r.normalize = f.flag_or("norm_topk_prob", false) && r.top_k > 1;
   r.scale_only_unnormalized = true;
   const std::string method = f.text_or("topk_method", "greedy");
@@ -35,16 +32,10 @@ void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
   set_loss(c, "deepseek_v2_seq", f.number_or("aux_loss_alpha", 0.001));
 }
 
-std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
-  return named_moe_bindings({"gate.weight", nullptr, nullptr, "experts.", ".gate_proj.weight", ".up_proj.weight",
-                             ".down_proj.weight", "shared_experts.", nullptr},
-                            c, fused);
-}
-
 ModelArch distill(const JsonFields& f) { return deepseek_model(f, kDeepseekV2, 0); }
 
 }  // namespace
 
-const ArchEntry kDeepseekV2 = {"deepseek_v2", moe_layer, bindings, true, "mlp.", nullptr, distill};
+const ArchEntry kDeepseekV2 = {"deepseek_v2", moe_layer, gate_proj_bindings, true, "mlp.", nullptr, distill};
 
 }  // namespace moe::arch

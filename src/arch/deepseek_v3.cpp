@@ -13,30 +13,21 @@ namespace moe::arch {
 namespace {
 
 void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
-  read_moe_sizes(f, c, "hidden_size", "n_routed_experts", "moe_intermediate_size");
+  deepseek_moe_layer(f, c, 1, 2.5);
   RouterConfig& r = c.router;
-  c.shared_hidden = (f.is_null("n_shared_experts") ? 0 : f.non_negative_or("n_shared_experts", 1)) * c.expert.hidden;
   r.score = ScoreFn::sigmoid;
   r.selection = Selection::group_limited;
   r.group_score = GroupScore::top2_sum;
   r.selection_bias = true;
   r.n_group = f.integer_or("n_group", 8);
   r.topk_group = f.integer_or("topk_group", 4);
-  r.scale = f.number_or("routed_scaling_factor", 2.5);
-  r.norm_eps = 1e-20;
   r.normalize = f.flag_or("norm_topk_prob", true);  // HF and DeepSeek's inference code: for any k
-}
-
-std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
-  return named_moe_bindings({"gate.weight", nullptr, "gate.e_score_correction_bias", "experts.", ".gate_proj.weight",
-                             ".up_proj.weight", ".down_proj.weight", "shared_experts.", nullptr},
-                            c, fused);
 }
 
 ModelArch distill(const JsonFields& f) { return deepseek_model(f, kDeepseekV3, 3); }
 
 }  // namespace
 
-const ArchEntry kDeepseekV3 = {"deepseek_v3", moe_layer, bindings, true, "mlp.", nullptr, distill};
+const ArchEntry kDeepseekV3 = {"deepseek_v3", moe_layer, gate_proj_bindings, true, "mlp.", nullptr, distill};
 
 }  // namespace moe::arch

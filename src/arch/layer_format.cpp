@@ -64,21 +64,6 @@ Field<MoeLayerConfig> soft_moe_field() {
           }};
 }
 
-Field<MoeLayerConfig> router_field() {
-  return {"router",
-          [](const JsonFields& f, MoeLayerConfig& c) {
-            if (!f.has("router")) return;
-            const JsonFields r = f.object("router", "[layer config] router: ");
-            r.only(util::field_names(router_fields()), "field");
-            util::read_fields(router_fields(), r, c.router);
-          },
-          [](const MoeLayerConfig& c, json& j) {
-            json r = json::object();
-            util::write_fields(router_fields(), c.router, r);
-            j["router"] = r;
-          }};
-}
-
 const std::initializer_list<util::Spelling<DroppedPolicy>> kDropped = {{"zero", DroppedPolicy::zero},
                                                                       {"passthrough", DroppedPolicy::passthrough}};
 
@@ -97,9 +82,9 @@ const std::vector<Field<RouterConfig>>& router_fields() {
   static const std::vector<Field<R>> fields = {
       util::field("n_experts", &R::n_experts),
       util::field("top_k", &R::top_k),
-      util::choice_field<R>("score", [](auto& r) -> auto& { return r.score; },
+      util::choice_field("score", &R::score,
                             {{"softmax", ScoreFn::softmax}, {"sigmoid", ScoreFn::sigmoid}}),
-      util::choice_field<R>("selection", [](auto& r) -> auto& { return r.selection; },
+      util::choice_field("selection", &R::selection,
                             {{"topk", Selection::topk},
                              {"group_limited", Selection::group_limited},
                              {"expert_choice", Selection::expert_choice}}),
@@ -112,21 +97,21 @@ const std::vector<Field<RouterConfig>>& router_fields() {
       util::field("bf16_logits", &R::bf16_logits),
       util::field("n_group", &R::n_group),
       util::field("topk_group", &R::topk_group),
-      util::choice_field<R>("group_score", [](auto& r) -> auto& { return r.group_score; },
+      util::choice_field("group_score", &R::group_score,
                             {{"max", GroupScore::max}, {"top2_sum", GroupScore::top2_sum}}),
-      util::choice_field<R>("noise", [](auto& r) -> auto& { return r.noise; },
+      util::choice_field("noise", &R::noise,
                             {{"none", NoiseKind::none}, {"shazeer", NoiseKind::shazeer}, {"vmoe", NoiseKind::vmoe}}),
       util::field("noise_std", &R::noise_std),
-      util::choice_field<R>("capacity_mode", [](auto& r) -> auto& { return r.capacity_mode; },
+      util::choice_field("capacity_mode", &R::capacity_mode,
                             {{"none", CapacityMode::none},
                              {"absolute", CapacityMode::absolute},
                              {"factor", CapacityMode::factor}}),
       util::field("expert_capacity", &R::expert_capacity),
       util::field("capacity_factor", &R::capacity_factor),
       util::field("capacity_multiple_of", &R::capacity_multiple_of),
-      util::choice_field<R>("priority", [](auto& r) -> auto& { return r.priority; },
+      util::choice_field("priority", &R::priority,
                             {{"position", Priority::position}, {"batch", Priority::batch}}),
-      util::choice_field<R>("dropped", [](auto& r) -> auto& { return r.dropped; }, kDropped),
+      util::choice_field("dropped", &R::dropped, kDropped),
   };
   return fields;
 }
@@ -142,7 +127,8 @@ const std::vector<Field<MoeLayerConfig>>& engine_fields() {
         act_field<MoeLayerConfig>("shared_act", [](auto& c) -> auto& { return c.shared_act; }),
         layer_field("swiglu_alpha", [](auto& c) -> auto& { return c.expert.alpha; }),
         layer_field("swiglu_limit", [](auto& c) -> auto& { return c.expert.limit; }),
-        router_field(),
+        util::object_field<MoeLayerConfig>("router", [](auto& c) -> auto& { return c.router; }, router_fields(),
+                                           "[layer config] router: ", "field"),
         losses_field(),
         soft_moe_field(),
         switch_dropped,

@@ -18,7 +18,7 @@ void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
 }
 
 std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
-  return named_moe_bindings({"gate.weight", nullptr, nullptr, "experts.", ".w1.weight", ".w3.weight", ".w2.weight",
+  return named_moe_bindings({"gate.weight", nullptr, "gate.e_score_correction_bias", "experts.", ".w1.weight", ".w3.weight", ".w2.weight",
                              nullptr, nullptr},
                             c, fused);
 }

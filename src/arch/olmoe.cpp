@@ -16,12 +16,6 @@ void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
   hf_router_loss(f, c, "load_balancing", 0.01, false);
 }
 
-std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
-  return named_moe_bindings({"gate.weight", nullptr, nullptr, "experts.", ".gate_proj.weight", ".up_proj.weight",
-                             ".down_proj.weight", "shared_experts.", nullptr},
-                            c, fused);
-}
-
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "olmoe");
   AttentionArch a = gqa(f, m.hidden, 0, 0);
@@ -34,6 +28,6 @@ ModelArch distill(const JsonFields& f) {
 
 }  // namespace
 
-const ArchEntry kOlmoe = {"olmoe", moe_layer, bindings, true, "mlp.", nullptr, distill};
+const ArchEntry kOlmoe = {"olmoe", moe_layer, gate_proj_bindings, true, "mlp.", nullptr, distill};
 
 }  // namespace moe::arch

@@ -21,7 +21,7 @@ void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
 }
 
 std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
-  return named_moe_bindings({"gate.weight", nullptr, nullptr, "experts.", ".gate_proj.weight", ".up_proj.weight",
+  return named_moe_bindings({"gate.weight", nullptr, "gate.e_score_correction_bias", "experts.", ".gate_proj.weight", ".up_proj.weight",
                              ".down_proj.weight", "shared_expert.", "shared_expert_gate.weight"},
                             c, fused);
 }

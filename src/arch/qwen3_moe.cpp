@@ -17,12 +17,6 @@ void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
   hf_router_loss(f, c, "load_balancing", 0.001, false);
 }
 
-std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
-  return named_moe_bindings({"gate.weight", nullptr, nullptr, "experts.", ".gate_proj.weight", ".up_proj.weight",
-                             ".down_proj.weight", "shared_experts.", nullptr},
-                            c, fused);
-}
-
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "qwen3_moe");
   AttentionArch a = gqa(f, m.hidden, 4, 0);
@@ -36,6 +30,6 @@ ModelArch distill(const JsonFields& f) {
 
 }  // namespace
 
-const ArchEntry kQwen3Moe = {"qwen3_moe", moe_layer, bindings, true, "mlp.", nullptr, distill};
+const ArchEntry kQwen3Moe = {"qwen3_moe", moe_layer, gate_proj_bindings, true, "mlp.", nullptr, distill};
 
 }  // namespace moe::arch

@@ -60,7 +60,6 @@ AttentionArch gqa(const JsonFields& f, int64_t hidden, int64_t default_kv_heads,
 // hidden_size, vocab_size, tie_word_embeddings (false), num_hidden_layers.
 ModelArch decoder_base(const JsonFields& f, const std::string& type);
 FfnArch dense_ffn(int64_t hidden);
-FfnArch moe_ffn(const MoeLayerConfig& layer);
 // Sliding windows: an explicit layer_types list wins; otherwise the model's own rule.
 // default_window: the class's sliding_window default (0: none, the key is then required).
 void apply_windows(const JsonFields& f, ModelArch& m, const std::function<bool(int64_t)>& sliding_by_rule,
@@ -74,6 +73,9 @@ void qwen_layers(const JsonFields& f, ModelArch& m, const AttentionArch& a, cons
 // MLA sizes required; attention_bias false) and the layer placement: MoE from
 // first_k_dense_replace on, every moe_layer_freq-th layer (default 1); n_routed_experts null: dense.
 ModelArch deepseek_model(const JsonFields& f, const ArchEntry& entry, int64_t first_k_dense_default);
+// Both DeepSeeks' MoE layer: sizes, n_shared_experts experts of the routed width fused into one
+// (null: none), routed_scaling_factor, normalisation with +1e-20.
+void deepseek_moe_layer(const JsonFields& f, MoeLayerConfig& c, int64_t default_shared, double default_scale);
 
 // ---- tensor name helpers -----------------------------------------------------------------
 

@@ -52,27 +52,16 @@ const std::vector<Field<GptConfig>>& gpt_fields() {
       util::field("n_layers", &G::n_layers),
       util::field("n_heads", &G::n_heads),
       util::field("n_kv_heads", &G::n_kv_heads),
-      util::choice_field<G>("pos", [](auto& c) -> auto& { return c.pos; },
+      util::choice_field("pos", &G::pos,
                             {{"rope", PosEncoding::rope}, {"learned", PosEncoding::learned}}),
       util::field("rope_theta", &G::rope_theta),
-      util::choice_field<G>("norm", [](auto& c) -> auto& { return c.norm; },
+      util::choice_field("norm", &G::norm,
                             {{"rmsnorm", NormKind::rmsnorm}, {"layernorm", NormKind::layernorm}}),
       util::field("norm_eps", &G::norm_eps),
       util::field("tied_head", &G::tied_head),
       util::field("attn_bias", &G::attn_bias),
       util::field("causal", &G::causal),
-      {"dense",
-       [](const JsonFields& f, G& c) {
-         if (!f.has("dense")) return;
-         const JsonFields d = f.object("dense", "[gpt config] dense: ");
-         d.only(util::field_names(dense_fields()));
-         util::read_fields(dense_fields(), d, c.dense);
-       },
-       [](const G& c, json& j) {
-         json d = json::object();
-         util::write_fields(dense_fields(), c.dense, d);
-         j["dense"] = d;
-       }},
+      util::object_field<G>("dense", [](auto& c) -> auto& { return c.dense; }, dense_fields(), "[gpt config] dense: "),
       {"moe",
        [](const JsonFields& f, G& c) {
          if (f.has("moe")) c.moe = moe_layer_from_json(f.raw().at("moe"), c.d_model);

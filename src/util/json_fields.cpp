@@ -75,30 +75,24 @@ std::string JsonFields::text_or(std::string_view key, const std::string& fallbac
   return has(key) ? text(key) : fallback;
 }
 
-std::vector<int64_t> JsonFields::integers_or_empty(std::string_view key) const {
-  std::vector<int64_t> out;
+template <class T>
+std::vector<T> JsonFields::list_or_empty(std::string_view key, bool (json::*is)() const noexcept, const char* kind) const {
+  std::vector<T> out;
   if (!has(key)) return out;
   const json& v = at(key);
-  auto bad = [&] { fail("key '" + std::string(key) + "' must be a list of integers, got " + v.dump()); };
-  if (!v.is_array()) bad();
-  for (const json& e : v) {
-    if (!e.is_number_integer()) bad();
-    out.push_back(e.get<int64_t>());
-  }
+  bool ok = v.is_array();
+  for (size_t i = 0; ok && i < v.size(); ++i) ok = (v[i].*is)();
+  if (!ok) fail("key '" + std::string(key) + "' must be a list of " + kind + ", got " + v.dump());
+  for (const json& e : v) out.push_back(e.get<T>());
   return out;
 }
 
+std::vector<int64_t> JsonFields::integers_or_empty(std::string_view key) const {
+  return list_or_empty<int64_t>(key, &json::is_number_integer, "integers");
+}
+
 std::vector<std::string> JsonFields::texts_or_empty(std::string_view key) const {
-  std::vector<std::string> out;
-  if (!has(key)) return out;
-  const json& v = at(key);
-  auto bad = [&] { fail("key '" + std::string(key) + "' must be a list of strings, got " + v.dump()); };
-  if (!v.is_array()) bad();
-  for (const json& e : v) {
-    if (!e.is_string()) bad();
-    out.push_back(e.get<std::string>());
-  }
-  return out;
+  return list_or_empty<std::string>(key, &json::is_string, "strings");
 }
 
 JsonFields JsonFields::object(std::string_view key, std::string sub_prefix, const char* what) const {

@@ -71,6 +71,8 @@ class JsonFields {
  private:
   const nlohmann::json& at(std::string_view key) const;
   int64_t integral(std::string_view key, int64_t min, const char* kind) const;
+  template <class T>
+  std::vector<T> list_or_empty(std::string_view key, bool (nlohmann::json::*is)() const noexcept, const char* kind) const;
 
   const nlohmann::json& j_;
   std::string prefix_;
@@ -122,6 +124,37 @@ Field<S> choice_field(std::string name, Get get, std::initializer_list<Spelling<
   return {name,
           [name, get, names](const JsonFields& f, S& s) { get(s) = f.choice_or(name, get(s), names); },
           [name, get, names](const S& s, nlohmann::json& j) { j[name] = spelling_of(get(s), names); }};
+}
+
+template <class S, class Enum>
+Field<S> choice_field(std::string name, Enum S::*member, std::initializer_list<Spelling<Enum>> spellings) {
+  return choice_field<S>(std::move(name), [member](auto& s) -> auto& { return s.*member; }, spellings);
+}
+
+template <class S>
+void read_fields(const std::vector<Field<S>>& fields, const JsonFields& f, S& s);
+template <class S>
+void write_fields(const std::vector<Field<S>>& fields, const S& s, nlohmann::json& j);
+template <class S>
+std::vector<std::string> field_names(const std::vector<Field<S>>& fields);
+
+// A nested object holding the keys `fields` of the member `get` returns; its unknown keys are
+// errors ("unknown <noun> 'x'"), and messages start with `sub_prefix`.
+template <class S, class Get, class Sub = std::remove_cvref_t<decltype(std::declval<Get>()(std::declval<S&>()))>>
+Field<S> object_field(std::string name, Get get, const std::vector<Field<Sub>>& fields, std::string sub_prefix,
+                      const char* noun = "key") {
+  return {name,
+          [name, get, &fields, sub_prefix, noun](const JsonFields& f, S& s) {
+            if (!f.has(name)) return;
+            const JsonFields sub = f.object(name, sub_prefix);
+            sub.only(field_names(fields), noun);
+            read_fields(fields, sub, get(s));
+          },
+          [name, get, &fields](const S& s, nlohmann::json& j) {
+            nlohmann::json sub = nlohmann::json::object();
+            write_fields(fields, get(s), sub);
+            j[name] = sub;
+          }};
 }
 
 template <class S>
