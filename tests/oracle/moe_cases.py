@@ -223,11 +223,14 @@ CASES = [
     dict(name="deepseek_v2_group_max_B2_S5_E8_k3",
          cfg=dsv2(8, 3, topk_method="group_limited_greedy", n_group=4, topk_group=2,
                   routed_scaling_factor=16.0, n_shared_experts=1, losses={"deepseek_v2_seq": 0.003}),
-         shape=(2, 5), seed=20),
+         shape=(2, 5), seed=20, training=True),
     dict(name="deepseek_v2_greedy_norm_T9_E5_k2",
          cfg=dsv2(5, 2, norm_topk_prob=True, routed_scaling_factor=2.0,
                   losses={"deepseek_v2_seq": 0.001}),
-         shape=(9,), seed=21),
+         shape=(9,), seed=21, training=True),
+    # the gate's aux loss exists only in training: no loss.deepseek_v2_seq, aux_total 0
+    dict(name="deepseek_v2_seq_eval_absent_B2_S4_E4_k2",
+         cfg=dsv2(4, 2, losses={"deepseek_v2_seq": 0.01}), shape=(2, 4), seed=48),
     dict(name="deepseek_v2_greedy_k1_norm_T5_E4",
          cfg=dsv2(4, 1, norm_topk_prob=True, routed_scaling_factor=2.0), shape=(5,), seed=22),
     # ---- Switch -------------------------------------------------------------------

@@ -39,6 +39,7 @@ ROUTER_DEFAULTS = dict(
 MODEL_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3",
                "gpt_oss", "switch_transformers", "custom")
 NOT_TRAINABLE = ("gate.e_score_correction_bias", "router.selection_bias")  # selection only
+TRAINING_ONLY_LOSSES = ("deepseek_v2_seq",)
 LOSS_NAMES = ("load_balancing", "switch", "z_loss", "importance", "vmoe_load",
               "deepseek_v2_seq", "deepseek_v3_seq")
 
@@ -344,12 +345,18 @@ def layer_forward(L, W, inp, training):
         y = y + shared_forward(L, W, xf)
     out["y"] = y.reshape(x.shape)
     total = torch.zeros(())
-    for name, coef in L.losses.items():
+    for name, coef in active_losses(L, training).items():
         out["loss." + name] = aux[name]
         total = total + coef * aux[name]
     if L.losses:
         out["loss.aux_total"] = total
     return out
+
+
+def active_losses(L, training):
+    """The losses computed in this mode: DeepSeek's MoEGate adds its aux loss only
+    `if self.training and self.alpha > 0` (remote modeling_deepseek.py)."""
+    return {n: c for n, c in L.losses.items() if training or n not in TRAINING_ONLY_LOSSES}
 
 
 def hf_route(L, eff, sel_bias, B, S):

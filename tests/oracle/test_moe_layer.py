@@ -167,6 +167,9 @@ def compare(case, L, ref, got):
         maxerr = max(maxerr, err)
         if err > tol:
             fails.append("%s: relerr %.3g > %.1g" % (name, err, tol))
+    for name in got:                     # no loss the reference does not compute
+        if name.startswith("loss.") and name != "loss.aux_total" and name not in ref:
+            fails.append("unexpected output " + name)
     for name in NOT_TRAINABLE:
         g = got.get("grad." + name)
         if g is not None and np.any(np.asarray(g) != 0):
