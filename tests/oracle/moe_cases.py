@@ -319,6 +319,15 @@ CASES = [
          shape=(12,), seed=42,
          tweak=chain(near_tie_rows("router.weight", 3, 1, 2e-4),
                      near_tie_rows("router.weight", 0, 4, -1e-4))),
+    # the DeepSeek losses read the scores of the rounded logits the selection used
+    dict(name="custom_bf16_logits_dsv3_loss_T12_E4_k2",
+         cfg=custom(4, 2, router={"score": "sigmoid", "normalize": True, "norm_eps": 1e-20,
+                                  "bf16_logits": True},
+                    losses={"deepseek_v3_seq": 0.1}),
+         shape=(12,), seed=49, tweak=near_tie_rows("router.weight", 1, 2, 1e-4)),
+    dict(name="deepseek_v2_bf16_logits_seq_train_B2_S5_E4_k2",
+         cfg=dsv2(4, 2, router={"bf16_logits": True}, losses={"deepseek_v2_seq": 0.1}),
+         shape=(2, 5), seed=50, training=True, tweak=near_tie_rows("gate.weight", 0, 3, 1e-4)),
     # ---- float32 runs ---------------------------------------------------------------
     dict(name="mixtral_f32_T13_E4_k2", cfg=mixtral(4, 2, losses=LB), shape=(13,), seed=43,
          precision="f32", wdtype="F32"),

@@ -37,8 +37,11 @@ Assumptions about the format (docs/layer-format.md is silent or ambiguous on the
     and weights use the noisy logits; `router_logits` stays clean.
  A5 bf16_logits rounds the effective logits (raw + bias + noise; float64 -> float32 -> bf16,
     nearest-even, as torch) like a bf16 model: selection AND weights use the rounded logits,
-    the gradient passes straight through the rounding; router_logits and the losses (except
-    vmoe_load's noisy logits) use the unrounded logits (as src/moe/router.cpp does).
+    the gradient passes straight through the rounding. router_logits and the HF-style losses
+    (load_balancing, switch, z_loss, importance) use the clean unrounded logits; the DeepSeek
+    losses use the router scores of the rounded effective logits (the scores the selection
+    used, as DeepSeek's gate reuses them), and vmoe_load's noisy threshold comes from the
+    rounded noisy logits (src/moe/router.cpp, src/moe/layer_losses.cpp).
  A6 expert_weights hold the router weight of each slot even when it was dropped; expert_kept
     tells whether it was applied (dropped: 0, or w·x with dropped = passthrough). expert_ids /
     expert_kept / ec_tokens may be any integer dtype (or BOOL for kept).
