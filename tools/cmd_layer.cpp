@@ -174,7 +174,7 @@ Run add_layer(CLI::App& app) {
   cmd->add_option("--out", f->out, "Output safetensors file (written atomically)")->required();
   cmd->add_option("--precision", f->precision, "f32 or f64: the compute and output type")->capture_default_str();
   cmd->add_option("--prefix", f->prefix, "Prefix every weight name carries (e.g. model.layers.0.mlp.)");
-  cmd->add_flag("--training", f->training, "Training mode: router noise and jitter are applied");
+  cmd->add_flag("--training", f->training, "Training mode: router noise, input jitter and the training-only loss (deepseek_v2_seq)");
   cmd->add_option("--seed", f->seed, "Seed for noise/jitter not given in the inputs")->capture_default_str();
   return [f]() -> int {
     if (f->precision == "f32") return run_typed<float>(*f);

@@ -57,7 +57,7 @@ Assumptions about the format (docs/layer-format.md is silent or ambiguous on the
     non-gated acts (gelu, gelu_tanh, relu) use experts.up / experts.down only (no experts.gate);
     `expert_bias: true` requires the *_bias tensors; `shared_intermediate_size` > 0 adds
     shared.{gate,up,down} and `shared_gate: true` the Qwen2-style sigmoid gate
-    shared.gate_weight (these two keys follow src/io/layer_config.cpp). `shared_act` (any model
+    shared.gate_weight (these two keys follow src/arch/custom.cpp). `shared_act` (any model
     type, default swiglu) is the shared expert's activation; a non-gated one has no
     shared.gate / *.gate_proj. Non-gated routed acts are not tested with HF names.
  A11 Fused v5 tensors are recognised by the presence of `experts.gate_up_proj` (any non-GPT-OSS
