@@ -28,6 +28,12 @@ double coef(const MoeLayerConfig& c, const std::string& loss) {
   return it == c.losses.coef.end() ? 0.0 : it->second;
 }
 
+// The load-balancing coefficient once HF adds the loss (output_router_logits true).
+double pooled_coef(json j) {
+  j["output_router_logits"] = true;
+  return coef(arch::layer_config_from_json(j), "load_balancing");
+}
+
 // The keys a decoder-only model needs besides its MoE layer.
 json with_model(json j) {
   j.update({{"vocab_size", 64}, {"num_hidden_layers", 4}, {"num_attention_heads", 4}});
@@ -45,10 +51,8 @@ TEST(ArchDefaults, Mixtral) {
   EXPECT_TRUE(c.router.normalize);
   EXPECT_EQ(c.jitter, 0.0);
   EXPECT_TRUE(c.losses.coef.empty());
-  json o = j;
-  o["output_router_logits"] = true;
-  EXPECT_EQ(coef(arch::layer_config_from_json(o), "load_balancing"), 0.001);
-  o = with_model(j);
+  EXPECT_EQ(pooled_coef(j), 0.001);
+  json o = with_model(j);
   o["num_attention_heads"] = 16;
   const arch::ModelArch m = arch::model_arch_from_hf_config(o);
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 8);
@@ -67,10 +71,8 @@ TEST(ArchDefaults, Qwen2Moe) {
   EXPECT_FALSE(c.router.normalize);
   EXPECT_EQ(c.shared_hidden, 5632);
   EXPECT_TRUE(c.shared_gate);
-  json o = j;
-  o["output_router_logits"] = true;
-  EXPECT_EQ(coef(arch::layer_config_from_json(o), "load_balancing"), 0.001);
-  o = with_model(j);
+  EXPECT_EQ(pooled_coef(j), 0.001);
+  json o = with_model(j);
   o["num_attention_heads"] = 16;
   const arch::ModelArch m = arch::model_arch_from_hf_config(o);
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 16);
@@ -87,10 +89,8 @@ TEST(ArchDefaults, Qwen3Moe) {
   const MoeLayerConfig c = arch::layer_config_from_json(j);
   EXPECT_FALSE(c.router.normalize);
   EXPECT_EQ(c.shared_hidden, 0);
-  json o = j;
-  o["output_router_logits"] = true;
-  EXPECT_EQ(coef(arch::layer_config_from_json(o), "load_balancing"), 0.001);
-  o = with_model(j);
+  EXPECT_EQ(pooled_coef(j), 0.001);
+  json o = with_model(j);
   const arch::ModelArch m = arch::model_arch_from_hf_config(o);
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 4);
   EXPECT_EQ(m.layers[0].self_attn.qk_norm, arch::AttentionArch::QkNorm::per_head);
@@ -101,9 +101,7 @@ TEST(ArchDefaults, Olmoe) {
   const json j = {{"model_type", "olmoe"}, {"hidden_size", 16}, {"num_experts", 4},
                   {"num_experts_per_tok", 2}, {"intermediate_size", 8}};
   EXPECT_FALSE(arch::layer_config_from_json(j).router.normalize);
-  json o = j;
-  o["output_router_logits"] = true;
-  EXPECT_EQ(coef(arch::layer_config_from_json(o), "load_balancing"), 0.01);
+  EXPECT_EQ(pooled_coef(j), 0.01);
   EXPECT_EQ(arch::model_arch_from_hf_config(with_model(j)).layers[0].self_attn.n_kv_heads, 4);
 }
 
@@ -170,10 +168,8 @@ TEST(ArchDefaults, GptOss) {
   EXPECT_EQ(c.expert.alpha, 1.702);
   EXPECT_EQ(c.expert.limit, 7.0);
   EXPECT_TRUE(c.router.logit_bias);
-  json o = j;
-  o["output_router_logits"] = true;
-  EXPECT_EQ(coef(arch::layer_config_from_json(o), "load_balancing"), 0.001);
-  o = with_model(j);
+  EXPECT_EQ(pooled_coef(j), 0.001);
+  json o = with_model(j);
   o["num_attention_heads"] = 8;
   const arch::ModelArch m = arch::model_arch_from_hf_config(o);
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 8);
