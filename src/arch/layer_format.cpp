@@ -41,26 +41,35 @@ Field<MoeLayerConfig> losses_field() {
           }};
 }
 
+const std::vector<Field<SoftMoeConfig>>& soft_moe_fields() {
+  static const std::vector<Field<SoftMoeConfig>> fields = {
+      util::field("slots_per_expert", &SoftMoeConfig::slots_per_expert),
+      util::field("noise_std", &SoftMoeConfig::noise_std),
+  };
+  return fields;
+}
+
 // "soft_moe": {"slots_per_expert": p, "noise_std": s}: Soft MoE instead of a router.
 Field<MoeLayerConfig> soft_moe_field() {
   return {"soft_moe",
           [](const JsonFields& f, MoeLayerConfig& c) {
             if (!f.has("soft_moe")) return;
             const JsonFields s = f.object("soft_moe", "[layer config] soft_moe: ");
-            s.only({"slots_per_expert", "noise_std"});
-            c.soft.slots_per_expert = s.integer("slots_per_expert");
+            s.only(util::field_names(soft_moe_fields()));
+            s.integer("slots_per_expert");  // required
+            util::read_fields(soft_moe_fields(), s, c.soft);
             if (c.soft.slots_per_expert < 1) {
               s.fail("slots_per_expert=" + std::to_string(c.soft.slots_per_expert) + " must be >= 1");
             }
-            c.soft.noise_std = s.number_or("noise_std", 0.0);
             if (!(c.soft.noise_std >= 0) || !std::isfinite(c.soft.noise_std)) {
               s.fail("noise_std=" + json(c.soft.noise_std).dump() + " must be finite and >= 0");
             }
           },
           [](const MoeLayerConfig& c, json& j) {
-            if (c.soft.slots_per_expert > 0) {
-              j["soft_moe"] = {{"slots_per_expert", c.soft.slots_per_expert}, {"noise_std", c.soft.noise_std}};
-            }
+            if (c.soft.slots_per_expert == 0) return;  // not a Soft MoE layer
+            json s = json::object();
+            util::write_fields(soft_moe_fields(), c.soft, s);
+            j["soft_moe"] = s;
           }};
 }
 

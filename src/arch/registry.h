@@ -42,8 +42,8 @@ extern const ArchEntry kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekV2, kDee
 
 // ---- config mapping helpers --------------------------------------------------------------
 
-// The sizes every MoE layer has: hidden, expert count and width (positive), and
-// the experts per token (checked by the router's validation, which names it top_k; null key: 1).
+// The sizes every MoE layer has: hidden, expert count and width (positive), and the experts per
+// token (checked by the router's validation, which names it top_k; top_k_key null: 1, Switch).
 void read_moe_sizes(const JsonFields& f, MoeLayerConfig& c, const char* hidden_key, const char* experts_key,
                     const char* width_key, const char* top_k_key = "num_experts_per_tok");
 // HF's pooled router loss: router_aux_loss_coef enters the loss only with output_router_logits.
