@@ -34,9 +34,15 @@ double pooled_coef(json j) {
   return coef(arch::layer_config_from_json(j), "load_balancing");
 }
 
+// The MoE keys both Qwen-MoE types require.
+json qwen(const char* type) {
+  return {{"model_type", type}, {"hidden_size", 16}, {"num_experts", 4}, {"num_experts_per_tok", 2},
+          {"moe_intermediate_size", 8}, {"intermediate_size", 32}};
+}
+
 // The keys a decoder-only model needs besides its MoE layer.
-json with_model(json j) {
-  j.update({{"vocab_size", 64}, {"num_hidden_layers", 4}, {"num_attention_heads", 4}});
+json with_model(json j, int heads = 4) {
+  j.update({{"vocab_size", 64}, {"num_hidden_layers", 4}, {"num_attention_heads", heads}});
   return j;
 }
 
@@ -52,8 +58,7 @@ TEST(ArchDefaults, Mixtral) {
   EXPECT_EQ(c.jitter, 0.0);
   EXPECT_TRUE(c.losses.coef.empty());
   EXPECT_EQ(pooled_coef(j), 0.001);
-  json o = with_model(j);
-  o["num_attention_heads"] = 16;
+  json o = with_model(j, 16);
   const arch::ModelArch m = arch::model_arch_from_hf_config(o);
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 8);
   EXPECT_EQ(m.layers[0].self_attn.head_dim, 1);
@@ -65,15 +70,13 @@ TEST(ArchDefaults, Mixtral) {
 // Qwen2MoeConfig: norm_topk_prob false, shared_expert_intermediate_size 5632 (sigmoid-gated),
 // router_aux_loss_coef 0.001, num_key_value_heads 16, qkv_bias true.
 TEST(ArchDefaults, Qwen2Moe) {
-  const json j = {{"model_type", "qwen2_moe"}, {"hidden_size", 16}, {"num_experts", 4},
-                  {"num_experts_per_tok", 2}, {"moe_intermediate_size", 8}, {"intermediate_size", 32}};
+  const json j = qwen("qwen2_moe");
   const MoeLayerConfig c = arch::layer_config_from_json(j);
   EXPECT_FALSE(c.router.normalize);
   EXPECT_EQ(c.shared_hidden, 5632);
   EXPECT_TRUE(c.shared_gate);
   EXPECT_EQ(pooled_coef(j), 0.001);
-  json o = with_model(j);
-  o["num_attention_heads"] = 16;
+  json o = with_model(j, 16);
   const arch::ModelArch m = arch::model_arch_from_hf_config(o);
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 16);
   EXPECT_TRUE(m.layers[0].self_attn.q_bias);
@@ -84,14 +87,12 @@ TEST(ArchDefaults, Qwen2Moe) {
 // Qwen3MoeConfig: norm_topk_prob false, no shared expert, router_aux_loss_coef 0.001,
 // num_key_value_heads 4, q/k norms per head.
 TEST(ArchDefaults, Qwen3Moe) {
-  const json j = {{"model_type", "qwen3_moe"}, {"hidden_size", 16}, {"num_experts", 4},
-                  {"num_experts_per_tok", 2}, {"moe_intermediate_size", 8}, {"intermediate_size", 32}};
+  const json j = qwen("qwen3_moe");
+  EXPECT_EQ(pooled_coef(j), 0.001);
   const MoeLayerConfig c = arch::layer_config_from_json(j);
   EXPECT_FALSE(c.router.normalize);
   EXPECT_EQ(c.shared_hidden, 0);
-  EXPECT_EQ(pooled_coef(j), 0.001);
-  json o = with_model(j);
-  const arch::ModelArch m = arch::model_arch_from_hf_config(o);
+  const arch::ModelArch m = arch::model_arch_from_hf_config(with_model(j));
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 4);
   EXPECT_EQ(m.layers[0].self_attn.qk_norm, arch::AttentionArch::QkNorm::per_head);
 }
@@ -169,8 +170,7 @@ TEST(ArchDefaults, GptOss) {
   EXPECT_EQ(c.expert.limit, 7.0);
   EXPECT_TRUE(c.router.logit_bias);
   EXPECT_EQ(pooled_coef(j), 0.001);
-  json o = with_model(j);
-  o["num_attention_heads"] = 8;
+  json o = with_model(j, 8);
   const arch::ModelArch m = arch::model_arch_from_hf_config(o);
   EXPECT_EQ(m.layers[0].self_attn.n_kv_heads, 8);
   EXPECT_EQ(m.layers[0].self_attn.head_dim, 64);

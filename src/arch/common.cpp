@@ -27,6 +27,13 @@ void hf_router_loss(const JsonFields& f, MoeLayerConfig& c, const char* loss, do
   }
 }
 
+void softmax_topk_layer(const JsonFields& f, MoeLayerConfig& c, const char* experts_key, const char* width_key,
+                        double default_aux_coef) {
+  read_moe_sizes(f, c, "hidden_size", experts_key, width_key);
+  c.router.normalize = f.flag_or("norm_topk_prob", false);
+  hf_router_loss(f, c, "load_balancing", default_aux_coef, false);
+}
+
 MoeLayerConfig moe_layer_of(const ArchEntry& entry, const JsonFields& f) {
   MoeLayerConfig c;
   entry.moe_layer(f, c);
@@ -71,6 +78,10 @@ void apply_windows(const JsonFields& f, ModelArch& m, const std::function<bool(i
   }
 }
 
+void attention_bias(const JsonFields& f, AttentionArch& a, bool default_bias) {
+  a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", default_bias);
+}
+
 ModelArch decoder_base(const JsonFields& f, const std::string& type) {
   ModelArch m;
   m.model_type = type;
@@ -85,6 +96,10 @@ FfnArch dense_ffn(int64_t hidden) {
   FfnArch f;
   f.dense_hidden = hidden;
   return f;
+}
+
+void uniform_layers(ModelArch& m, const AttentionArch& a, const FfnArch& ffn) {
+  for (LayerArch& l : m.layers) l.self_attn = a, l.ffn = ffn;
 }
 
 FfnArch moe_ffn(const MoeLayerConfig& c) {

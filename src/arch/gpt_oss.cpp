@@ -36,10 +36,9 @@ std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool) {
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "gpt_oss");
   AttentionArch a = gqa(f, m.hidden, 8, 64);
-  a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", true);
+  attention_bias(f, a, true);
   a.sinks = true;
-  const FfnArch ffn = moe_ffn(moe_layer_of(kGptOss, f));
-  for (LayerArch& l : m.layers) l.self_attn = a, l.ffn = ffn;
+  uniform_layers(m, a, moe_ffn(moe_layer_of(kGptOss, f)));
   apply_windows(f, m, [](int64_t i) { return i % 2 == 0; }, 128);
   return m;
 }

@@ -88,39 +88,34 @@ std::string moe_model_types() {
 
 const std::vector<Field<RouterConfig>>& router_fields() {
   using R = RouterConfig;
+  using util::choice_field;
+  using util::field;
+  // Grouped as in include/moe/router.h.
   static const std::vector<Field<R>> fields = {
-      util::field("n_experts", &R::n_experts),
-      util::field("top_k", &R::top_k),
-      util::choice_field("score", &R::score,
-                            {{"softmax", ScoreFn::softmax}, {"sigmoid", ScoreFn::sigmoid}}),
-      util::choice_field("selection", &R::selection,
-                            {{"topk", Selection::topk},
-                             {"group_limited", Selection::group_limited},
-                             {"expert_choice", Selection::expert_choice}}),
-      util::field("normalize", &R::normalize),
-      util::field("norm_eps", &R::norm_eps),
-      util::field("scale", &R::scale),
-      util::field("scale_only_unnormalized", &R::scale_only_unnormalized),
-      util::field("logit_bias", &R::logit_bias),
-      util::field("selection_bias", &R::selection_bias),
-      util::field("bf16_logits", &R::bf16_logits),
-      util::field("n_group", &R::n_group),
-      util::field("topk_group", &R::topk_group),
-      util::choice_field("group_score", &R::group_score,
-                            {{"max", GroupScore::max}, {"top2_sum", GroupScore::top2_sum}}),
-      util::choice_field("noise", &R::noise,
-                            {{"none", NoiseKind::none}, {"shazeer", NoiseKind::shazeer}, {"vmoe", NoiseKind::vmoe}}),
-      util::field("noise_std", &R::noise_std),
-      util::choice_field("capacity_mode", &R::capacity_mode,
-                            {{"none", CapacityMode::none},
-                             {"absolute", CapacityMode::absolute},
-                             {"factor", CapacityMode::factor}}),
-      util::field("expert_capacity", &R::expert_capacity),
-      util::field("capacity_factor", &R::capacity_factor),
-      util::field("capacity_multiple_of", &R::capacity_multiple_of),
-      util::choice_field("priority", &R::priority,
-                            {{"position", Priority::position}, {"batch", Priority::batch}}),
-      util::choice_field("dropped", &R::dropped, kDropped),
+      field("n_experts", &R::n_experts), field("top_k", &R::top_k),
+      choice_field("score", &R::score, {{"softmax", ScoreFn::softmax}, {"sigmoid", ScoreFn::sigmoid}}),
+      choice_field("selection", &R::selection,
+                   {{"topk", Selection::topk}, {"group_limited", Selection::group_limited},
+                    {"expert_choice", Selection::expert_choice}}),
+      field("normalize", &R::normalize), field("norm_eps", &R::norm_eps), field("scale", &R::scale),
+      field("scale_only_unnormalized", &R::scale_only_unnormalized),
+      field("logit_bias", &R::logit_bias), field("selection_bias", &R::selection_bias),
+      field("bf16_logits", &R::bf16_logits),
+      // group-limited selection
+      field("n_group", &R::n_group), field("topk_group", &R::topk_group),
+      choice_field("group_score", &R::group_score, {{"max", GroupScore::max}, {"top2_sum", GroupScore::top2_sum}}),
+      // noise
+      choice_field("noise", &R::noise,
+                   {{"none", NoiseKind::none}, {"shazeer", NoiseKind::shazeer}, {"vmoe", NoiseKind::vmoe}}),
+      field("noise_std", &R::noise_std),
+      // capacity and expert choice
+      choice_field("capacity_mode", &R::capacity_mode,
+                   {{"none", CapacityMode::none}, {"absolute", CapacityMode::absolute},
+                    {"factor", CapacityMode::factor}}),
+      field("expert_capacity", &R::expert_capacity), field("capacity_factor", &R::capacity_factor),
+      field("capacity_multiple_of", &R::capacity_multiple_of),
+      choice_field("priority", &R::priority, {{"position", Priority::position}, {"batch", Priority::batch}}),
+      choice_field("dropped", &R::dropped, kDropped),
   };
   return fields;
 }

@@ -10,10 +10,10 @@ namespace {
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "llama");
   AttentionArch a = gqa(f, m.hidden, 0, 0);
-  a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", false);
+  attention_bias(f, a, false);
   FfnArch ffn = dense_ffn(f.positive("intermediate_size"));
   ffn.dense_bias = f.flag_or("mlp_bias", false);
-  for (LayerArch& l : m.layers) l.self_attn = a, l.ffn = ffn;
+  uniform_layers(m, a, ffn);
   return m;
 }
 

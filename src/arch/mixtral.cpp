@@ -26,8 +26,7 @@ std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "mixtral");
   const AttentionArch a = gqa(f, m.hidden, 8, 0);
-  const FfnArch ffn = moe_ffn(moe_layer_of(kMixtral, f));
-  for (LayerArch& l : m.layers) l.self_attn = a, l.ffn = ffn;
+  uniform_layers(m, a, moe_ffn(moe_layer_of(kMixtral, f)));
   const bool windowed = f.has("sliding_window");
   apply_windows(f, m, [&](int64_t) { return windowed; }, 0);
   return m;

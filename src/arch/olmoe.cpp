@@ -11,18 +11,15 @@ namespace moe::arch {
 namespace {
 
 void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
-  read_moe_sizes(f, c, "hidden_size", "num_experts", "intermediate_size");
-  c.router.normalize = f.flag_or("norm_topk_prob", false);
-  hf_router_loss(f, c, "load_balancing", 0.01, false);
+  softmax_topk_layer(f, c, "num_experts", "intermediate_size", 0.01);
 }
 
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "olmoe");
   AttentionArch a = gqa(f, m.hidden, 0, 0);
-  a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", false);
+  attention_bias(f, a, false);
   a.qk_norm = AttentionArch::QkNorm::full_width;
-  const FfnArch ffn = moe_ffn(moe_layer_of(kOlmoe, f));
-  for (LayerArch& l : m.layers) l.self_attn = a, l.ffn = ffn;
+  uniform_layers(m, a, moe_ffn(moe_layer_of(kOlmoe, f)));
   return m;
 }
 

@@ -13,11 +13,9 @@ namespace moe::arch {
 namespace {
 
 void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
-  read_moe_sizes(f, c, "hidden_size", "num_experts", "moe_intermediate_size");
-  c.router.normalize = f.flag_or("norm_topk_prob", false);
+  softmax_topk_layer(f, c, "num_experts", "moe_intermediate_size", 0.001);
   c.shared_hidden = f.non_negative_or("shared_expert_intermediate_size", 5632);
   c.shared_gate = c.shared_hidden > 0;  // sigmoid(x·w) scales the shared expert
-  hf_router_loss(f, c, "load_balancing", 0.001, false);
 }
 
 std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {

@@ -12,15 +12,13 @@ namespace moe::arch {
 namespace {
 
 void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
-  read_moe_sizes(f, c, "hidden_size", "num_experts", "moe_intermediate_size");
-  c.router.normalize = f.flag_or("norm_topk_prob", false);
-  hf_router_loss(f, c, "load_balancing", 0.001, false);
+  softmax_topk_layer(f, c, "num_experts", "moe_intermediate_size", 0.001);
 }
 
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "qwen3_moe");
   AttentionArch a = gqa(f, m.hidden, 4, 0);
-  a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", false);
+  attention_bias(f, a, false);
   a.qk_norm = AttentionArch::QkNorm::per_head;
   qwen_layers(f, m, a, moe_ffn(moe_layer_of(kQwen3Moe, f)));
   const bool use_window = f.flag_or("use_sliding_window", false);

@@ -50,6 +50,10 @@ void read_moe_sizes(const JsonFields& f, MoeLayerConfig& c, const char* hidden_k
 void hf_router_loss(const JsonFields& f, MoeLayerConfig& c, const char* loss, double default_coef,
                     bool default_output_router_logits);
 void set_loss(MoeLayerConfig& c, const char* name, double coef);  // 0 = not computed
+// Qwen2/3-MoE and OLMoE: top-k of the full softmax, renormalised only with norm_topk_prob
+// (default false), HF's pooled loss.
+void softmax_topk_layer(const JsonFields& f, MoeLayerConfig& c, const char* experts_key, const char* width_key,
+                        double default_aux_coef);
 MoeLayerConfig moe_layer_of(const ArchEntry& entry, const JsonFields& f);
 
 // ---- distiller helpers -------------------------------------------------------------------
@@ -57,9 +61,13 @@ MoeLayerConfig moe_layer_of(const ArchEntry& entry, const JsonFields& f);
 // num_key_value_heads and head_dim as the config class reads them: absent -> the class default
 // (0 = the attention heads / hidden / heads), null -> those derived values.
 AttentionArch gqa(const JsonFields& f, int64_t hidden, int64_t default_kv_heads, int64_t default_head_dim);
+// attention_bias: a bias on q/k/v/o (Llama, Qwen3-MoE, OLMoE, GPT-OSS), the class's default.
+void attention_bias(const JsonFields& f, AttentionArch& a, bool default_bias);
 // hidden_size, vocab_size, tie_word_embeddings (false), num_hidden_layers.
 ModelArch decoder_base(const JsonFields& f, const std::string& type);
 FfnArch dense_ffn(int64_t hidden);
+// Every layer the same (Llama, Mixtral, OLMoE, GPT-OSS).
+void uniform_layers(ModelArch& m, const AttentionArch& a, const FfnArch& ffn);
 // Sliding windows: an explicit layer_types list wins; otherwise the model's own rule.
 // default_window: the class's sliding_window default (0: none, the key is then required).
 void apply_windows(const JsonFields& f, ModelArch& m, const std::function<bool(int64_t)>& sliding_by_rule,

@@ -34,10 +34,8 @@ const std::vector<Field<ExpertConfig>>& dense_fields() {
   using E = ExpertConfig;
   static const std::vector<Field<E>> fields = {
       arch::act_field<E>("act", [](auto& e) -> auto& { return e.act; }),
-      util::field("hidden", &E::hidden),
-      util::field("bias", &E::bias),
-      util::field("alpha", &E::alpha),
-      util::field("limit", &E::limit),
+      util::field("hidden", &E::hidden), util::field("bias", &E::bias),
+      util::field("alpha", &E::alpha), util::field("limit", &E::limit),
   };
   return fields;
 }
@@ -45,30 +43,22 @@ const std::vector<Field<ExpertConfig>>& dense_fields() {
 // Every GptConfig key, in reading order ("moe" needs d_model).
 const std::vector<Field<GptConfig>>& gpt_fields() {
   using G = GptConfig;
+  using util::field;
   static const std::vector<Field<G>> fields = {
-      util::field("vocab_size", &G::vocab_size),
-      util::field("context", &G::context),
-      util::field("d_model", &G::d_model),
-      util::field("n_layers", &G::n_layers),
-      util::field("n_heads", &G::n_heads),
-      util::field("n_kv_heads", &G::n_kv_heads),
-      util::choice_field("pos", &G::pos,
-                            {{"rope", PosEncoding::rope}, {"learned", PosEncoding::learned}}),
-      util::field("rope_theta", &G::rope_theta),
-      util::choice_field("norm", &G::norm,
-                            {{"rmsnorm", NormKind::rmsnorm}, {"layernorm", NormKind::layernorm}}),
-      util::field("norm_eps", &G::norm_eps),
-      util::field("tied_head", &G::tied_head),
-      util::field("attn_bias", &G::attn_bias),
-      util::field("causal", &G::causal),
+      field("vocab_size", &G::vocab_size), field("context", &G::context), field("d_model", &G::d_model),
+      field("n_layers", &G::n_layers), field("n_heads", &G::n_heads), field("n_kv_heads", &G::n_kv_heads),
+      util::choice_field("pos", &G::pos, {{"rope", PosEncoding::rope}, {"learned", PosEncoding::learned}}),
+      field("rope_theta", &G::rope_theta),
+      util::choice_field("norm", &G::norm, {{"rmsnorm", NormKind::rmsnorm}, {"layernorm", NormKind::layernorm}}),
+      field("norm_eps", &G::norm_eps), field("tied_head", &G::tied_head), field("attn_bias", &G::attn_bias),
+      field("causal", &G::causal),
       util::object_field<G>("dense", [](auto& c) -> auto& { return c.dense; }, dense_fields(), "[gpt config] dense: "),
       {"moe",
        [](const JsonFields& f, G& c) {
          if (f.has("moe")) c.moe = moe_layer_from_json(f.raw().at("moe"), c.d_model);
        },
        [](const G& c, json& j) { j["moe"] = c.has_moe() ? arch::layer_config_to_json(c.moe) : json(nullptr); }},
-      util::field("first_dense_layers", &G::first_dense_layers),
-      util::field("moe_every", &G::moe_every),
+      field("first_dense_layers", &G::first_dense_layers), field("moe_every", &G::moe_every),
   };
   return fields;
 }
