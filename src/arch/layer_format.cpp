@@ -166,9 +166,7 @@ MoeLayerConfig layer_config_from_json(const json& j) {
 json layer_config_to_json(const MoeLayerConfig& c) {
   json j = {{"model_type", "custom"}};
   util::write_fields(custom_fields(), c, j);
-  for (const Field<MoeLayerConfig>& x : engine_fields()) {
-    if (x.write) x.write(c, j);
-  }
+  util::write_fields(engine_fields(), c, j);
   return j;
 }
 

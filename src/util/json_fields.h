@@ -87,7 +87,8 @@ const char* spelling_of(Enum value, const Spellings& spellings) {
 }
 
 // One key of a struct S: how to read it (only when present: absent keys keep S's value) and how
-// to write it. Tables of these are the single description of a JSON format's keys.
+// to write it (empty for a read-only alias). Tables of these are the single description of a
+// JSON format's keys.
 template <class S>
 struct Field {
   std::string name;
@@ -164,7 +165,9 @@ void read_fields(const std::vector<Field<S>>& fields, const JsonFields& f, S& s)
 
 template <class S>
 void write_fields(const std::vector<Field<S>>& fields, const S& s, nlohmann::json& j) {
-  for (const Field<S>& x : fields) x.write(s, j);
+  for (const Field<S>& x : fields) {
+    if (x.write) x.write(s, j);
+  }
 }
 
 template <class S>
