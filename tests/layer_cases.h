@@ -70,7 +70,7 @@ inline std::vector<LayerCase> layer_cases() {
     c.router.scale_only_unnormalized = true;
     c.shared_hidden = 6;
     c.losses.coef = {{"deepseek_v2_seq", 0.2}};
-    cases.push_back({"deepseek_v2", c, 5, 5, false});
+    cases.push_back({"deepseek_v2", c, 5, 5, true});  // DeepSeek computes this loss only in training
   }
   {
     auto c = base_config(5, 4, 2, 3, ExpertAct::gpt_oss_swiglu);

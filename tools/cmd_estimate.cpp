@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "moe/arch.h"
 #include "moe/atomic_file.h"
 #include "moe/dtype.h"
 #include "moe/error.h"
@@ -35,7 +36,23 @@ struct EstimateFlags {
   std::string config;
   int64_t context = 0;
   bool json = false;
+  bool tensors = false;
 };
+
+// The checkpoint's tensors (names and shapes), one per line or as JSON.
+int run_tensors(const EstimateFlags& f) {
+  const nlohmann::json config = util::read_json_file(f.config, "[config]");
+  const std::vector<arch::TensorSpec> tensors = arch::checkpoint_tensors(config);
+  if (f.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const arch::TensorSpec& t : tensors) list.push_back({{"name", t.name}, {"shape", t.shape}});
+    std::cout << nlohmann::json{{"config", f.config}, {"model_type", config.at("model_type")}, {"tensors", list}}.dump(2)
+              << "\n";
+  } else {
+    for (const arch::TensorSpec& t : tensors) std::cout << t.name << " " << shape_str(t.shape) << "\n";
+  }
+  return 0;
+}
 
 int run_model(const EstimateFlags& f) {
   estimate::ModelArch arch = estimate::model_arch_from_hf_config(util::read_json_file(f.config, "[config]"));
@@ -98,7 +115,8 @@ Run add_estimate(CLI::App& app) {
                                                  "or a whole model from a Hugging Face config.json");
   cmd->footer(
       "Layer mode reproduces memory_estimator_moe.py (rasbt/LLMs-from-scratch); --plot/--csv add the sweep of\n"
-      "plot_memory_estimates_moe.py. Model mode (--config) counts every part of the model. See docs/estimator.md.");
+      "plot_memory_estimates_moe.py. Model mode (--config) counts every part of the model; --tensors lists its\n"
+      "checkpoint tensors instead. See docs/estimator.md.");
   auto* emb = cmd->add_option("--emb_dim", f->emb_dim, "Model embedding dimension (layer mode, required)");
   auto* hid = cmd->add_option("--hidden_dim", f->hidden_dim, "Dense FFN intermediate size (layer mode, required)");
   auto* ffn = cmd->add_option("--ffn_type", f->ffn_type, "gelu or swiglu")->capture_default_str();
@@ -118,9 +136,13 @@ Run add_estimate(CLI::App& app) {
   auto* cfg = cmd->add_option("--config", f->config, "Hugging Face config.json: count the whole model");
   auto* ctx = cmd->add_option("--context", f->context, "Model mode: KV-cache size for this many tokens")
                   ->capture_default_str();
+  auto* tensors = cmd->add_flag("--tensors", f->tensors,
+                                "Model mode: list the checkpoint's tensors (Hub names and shapes) instead of counting");
   cmd->add_flag("--json", f->json, "Print one JSON object instead of text");
   for (CLI::Option* o : {emb, hid, ffn, ne, tk, md, plot, csv, mx, nmd, nl}) cfg->excludes(o);
   ctx->needs(cfg);
+  tensors->needs(cfg);
+  tensors->excludes(ctx);
 
   return [f, cmd, plot, csv, mx, nmd, nl]() -> int {
     if (plot->count() == 0 && csv->count() == 0) {
@@ -128,6 +150,7 @@ Run add_estimate(CLI::App& app) {
         if (o->count() > 0) throw InvalidInput("[estimate] " + o->get_name() + " only applies with --plot or --csv");
       }
     }
+    if (f->tensors) return run_tensors(*f);
     if (!f->config.empty()) return run_model(*f);
     return run_layer(*f, *cmd);
   };

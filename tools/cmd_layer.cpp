@@ -12,7 +12,7 @@
 #include "commands.h"
 #include "moe/error.h"
 #include "moe/expert_store.h"
-#include "moe/layer_io.h"
+#include "moe/layer_format.h"
 #include "moe/moe_layer.h"
 #include "moe/rng.h"
 #include "moe/safetensors.h"
@@ -28,24 +28,6 @@ struct LayerFlags {
   uint64_t seed = 0;
 };
 
-// A floating tensor of the file as doubles, refusing NaN/Inf.
-std::vector<double> finite_values(const SafetensorsFile& f, const std::string& name, const std::string& shown) {
-  const Tensor t = f.load(name);
-  if (t.dtype() != DType::f32 && t.dtype() != DType::f64 && t.dtype() != DType::bf16) {
-    throw InvalidInput("[layer] " + f.path() + ": tensor '" + shown + "' has dtype " + dtype_name(t.dtype()) +
-                       ", expected F32, F64 or BF16");
-  }
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    v[i] = load_as_double(t.view(), i);
-    if (!std::isfinite(v[i])) {
-      throw InvalidInput("[layer] " + f.path() + ": tensor '" + shown + "' has a non-finite value (" +
-                         std::to_string(v[i]) + ") at flat index " + std::to_string(i));
-    }
-  }
-  return v;
-}
-
 template <class T>
 std::vector<T> cast(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
@@ -55,40 +37,14 @@ template <class T>
 int run_typed(const LayerFlags& f) {
   const DType dt = dtype_of<T>();
   const nlohmann::json cj = util::read_json_file(f.config, "[layer]");
-  const std::string type = layer_model_type(cj);
-  const MoeLayerConfig cfg = layer_config_from_json(cj);
+  const std::string type = arch::layer_model_type(cj);
+  const MoeLayerConfig cfg = arch::layer_config_from_json(cj);
   const int64_t H = cfg.d_model, E = cfg.router.n_experts;
 
   // Weights: every tensor the config needs, nothing else, under the model type's names.
   const SafetensorsFile wf = SafetensorsFile::open(f.weights);
-  std::map<std::string, std::string> by_name;  // external name -> name in the file
-  for (const std::string& n : wf.names()) {
-    if (n.rfind(f.prefix, 0) != 0) {
-      throw InvalidInput("[layer] " + f.weights + ": tensor '" + n + "' does not start with --prefix '" + f.prefix + "'");
-    }
-    by_name[n.substr(f.prefix.size())] = n;
-  }
-  const bool fused = by_name.count("experts.gate_up_proj") > 0 && type != "gpt_oss";
-  const std::vector<WeightBinding> bindings = layer_weight_bindings(type, cfg, fused);
-  MoeLayerWeights w = make_layer_weights(cfg, dt);
-  std::set<std::string> used;
-  for (const WeightBinding& b : bindings) {
-    auto it = by_name.find(b.name);
-    if (it == by_name.end()) {
-      throw InvalidInput("[layer] " + f.weights + ": missing tensor '" + f.prefix + b.name + "' " + shape_str(b.shape) +
-                         " needed by the " + type + " config");
-    }
-    const Shape& have = wf.entry(it->second).shape;
-    if (have != b.shape) {
-      throw InvalidInput("[layer] " + f.weights + ": tensor '" + it->second + "' has shape " + shape_str(have) +
-                         ", the config needs " + shape_str(b.shape));
-    }
-    b.load(finite_values(wf, it->second, it->second).data(), w);
-    used.insert(b.name);
-  }
-  for (const auto& [ext, n] : by_name) {
-    if (!used.count(ext)) throw InvalidInput("[layer] " + f.weights + ": tensor '" + n + "' is not used by this config");
-  }
+  const arch::LayerWeightsFile lw = arch::load_layer_weights(type, cfg, wf, f.prefix, dt);
+  const MoeLayerWeights& w = lw.weights;
 
   // Inputs.
   const SafetensorsFile inf = SafetensorsFile::open(f.inputs);
@@ -110,9 +66,9 @@ int run_typed(const LayerFlags& f) {
       throw InvalidInput("[layer] " + f.inputs + ": input '" + name + "' has shape " + shape_str(inf.entry(name).shape) +
                          ", expected " + shape_str(want));
     }
-    return cast<T>(finite_values(inf, name, name));
+    return cast<T>(arch::finite_tensor_values(inf, name));
   };
-  const std::vector<T> x = cast<T>(finite_values(inf, "x", "x"));
+  const std::vector<T> x = cast<T>(arch::finite_tensor_values(inf, "x"));
   LayerInputs in;
   in.n_tokens = Tn;
   in.group_tokens = S;
@@ -120,10 +76,13 @@ int run_typed(const LayerFlags& f) {
   Rng rng(f.seed);
   std::vector<T> noise, jitter, dy;
   std::vector<uint8_t> mask;
+  // Router noise: [T, E] for a noisy token router, [T, E·p] for Soft MoE's slots.
+  const bool soft = cfg.soft.slots_per_expert > 0;
+  const int64_t noise_cols = soft ? E * cfg.soft.slots_per_expert : E;
   if (inf.contains("noise")) {
-    noise = input("noise", {Tn, E});
-  } else if (f.training && cfg.router.noise != NoiseKind::none) {
-    for (int64_t i = 0; i < Tn * E; ++i) noise.push_back(static_cast<T>(rng.normal()));
+    noise = input("noise", {Tn, noise_cols});
+  } else if (f.training && (soft ? cfg.soft.noise_std > 0 : cfg.router.noise != NoiseKind::none)) {
+    for (int64_t i = 0; i < Tn * noise_cols; ++i) noise.push_back(static_cast<T>(rng.normal()));
   }
   if (inf.contains("jitter")) {
     jitter = input("jitter", {Tn, H});
@@ -209,12 +168,7 @@ int run_typed(const LayerFlags& f) {
     MoeLayerWeights g = make_layer_weights(cfg, dt);
     moe_layer_backward(cfg, w, in, st, dy.data(), dx.data(), g);
     out.emplace_back("grad.x", Tensor::from<T>(xs, dx));
-    for (const WeightBinding& b : bindings) {
-      if (!b.trainable) continue;
-      std::vector<double> v(static_cast<size_t>(shape_numel(b.shape)));
-      b.store(g, v.data());
-      out.emplace_back("grad." + f.prefix + b.name, Tensor::from<T>(b.shape, cast<T>(v)));
-    }
+    for (auto& named : arch::store_layer_gradients(lw, g, dt)) out.push_back(std::move(named));
   }
   NamedTensors views;
   for (const auto& [name, t] : out) views.emplace_back(name, t.view());
@@ -242,7 +196,9 @@ Run add_layer(CLI::App& app) {
                   "Expert storage: auto (packed_f32 for f32 without dy, else the weights as given), f32, f64, "
                   "packed_f32, packed_bf16 (the last two: inference only)")
       ->capture_default_str();
-  cmd->add_flag("--training", f->training, "Training mode: router noise and jitter are applied");
+  cmd->add_flag("--training", f->training,
+                "Training mode: router noise (Soft MoE: soft_moe.noise_std), input jitter and the training-only loss "
+                "(deepseek_v2_seq)");
   cmd->add_option("--seed", f->seed, "Seed for noise/jitter not given in the inputs")->capture_default_str();
   return [f]() -> int {
     if (f->precision == "f32") return run_typed<float>(*f);

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "moe/error.h"
-#include "moe/layer_io.h"
+#include "moe/layer_format.h"
 
 namespace moe {
 
@@ -63,7 +63,7 @@ GptConfig make_gpt_config(const GptPreset& p) {
     if (r != "soft") j["router"] = router;
     if (r == "soft") j["soft_moe"] = {{"slots_per_expert", p.soft_slots}};
     if (p.shared_hidden > 0) j["shared_intermediate_size"] = p.shared_hidden;
-    c.moe = layer_config_from_json(j);
+    c.moe = arch::layer_config_from_json(j);
   }
   validate_gpt(c);
   return c;

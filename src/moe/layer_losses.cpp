@@ -59,12 +59,17 @@ double one_loss(const MoeLayerConfig& c, const LayerInputs& in, const MoeLayerSt
   throw InvalidInput("[layer] unknown loss '" + name + "'");
 }
 
+// DeepSeek's MoEGate adds its aux loss only `if self.training and self.alpha > 0` (remote
+// modeling_deepseek.py); every other loss is computed in both modes, as HF does.
+bool computed(const std::string& name, const LayerInputs& in) { return in.training || name != "deepseek_v2_seq"; }
+
 }  // namespace
 
 template <class T>
 void layer_losses(const MoeLayerConfig& c, const LayerInputs& in, MoeLayerState<T>& st) {
   double total = 0;
   for (const auto& [name, coef] : c.losses.coef) {
+    if (!computed(name, in)) continue;
     const double v = one_loss<T>(c, in, st, name, coef, nullptr);
     st.losses[name] = v;
     total += coef * v;
@@ -75,7 +80,7 @@ void layer_losses(const MoeLayerConfig& c, const LayerInputs& in, MoeLayerState<
 template <class T>
 void layer_losses_backward(const MoeLayerConfig& c, const LayerInputs& in, const MoeLayerState<T>& st, T* dlogits) {
   for (const auto& [name, coef] : c.losses.coef) {
-    if (coef != 0) one_loss<T>(c, in, st, name, coef, dlogits);
+    if (coef != 0 && computed(name, in)) one_loss<T>(c, in, st, name, coef, dlogits);
   }
 }
 

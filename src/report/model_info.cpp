@@ -34,19 +34,10 @@ bool to_arch(const GptConfig& c, estimate::ModelArch& arch) {
     la.self_attn.o_bias = c.attn_bias;
     estimate::FfnArch& f = la.ffn;
     if (c.is_moe_layer(l)) {
-      f.moe = true;
-      f.matrices = is_gated(m.expert.act) ? 3 : 2;
-      f.n_experts = m.router.n_experts;
-      f.top_k = m.router.selection == Selection::expert_choice
-                    ? std::min<int64_t>(f.n_experts, static_cast<int64_t>(std::ceil(m.router.capacity_factor)))
-                    : m.router.top_k;
-      f.expert_hidden = m.expert.hidden;
-      f.expert_bias = m.expert.bias;
-      f.router_bias = m.router.logit_bias;
-      f.router_score_bias = m.router.selection_bias;
-      f.n_shared_experts = m.shared_hidden > 0 ? 1 : 0;
-      f.shared_hidden = m.shared_hidden;
-      f.shared_gate = m.shared_gate;
+      f = arch::moe_ffn(m);
+      if (m.router.selection == Selection::expert_choice) {  // ~capacity_factor experts per token
+        f.top_k = std::min<int64_t>(f.n_experts, static_cast<int64_t>(std::ceil(m.router.capacity_factor)));
+      }
     } else {
       f.matrices = is_gated(c.dense.act) ? 3 : 2;
       f.dense_hidden = c.dense.hidden;

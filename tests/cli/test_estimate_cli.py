@@ -188,10 +188,12 @@ class Rejections(unittest.TestCase):
             with open(missing, "w") as f:
                 json.dump(cfg, f)
             self.expect_error(["--config", missing], "missing key 'num_local_experts'")
+            self.expect_error(["--config", missing, "--tensors"], "missing key 'num_local_experts'")
         self.expect_error(["--config", "/nonexistent/config.json"], "cannot open", "/nonexistent/config.json")
         cfg = os.path.join(REPO, "examples/configs/mixtral-8x7b.json")
         self.expect_error(["--config", cfg, "--emb_dim", 10], "--emb_dim")
         self.expect_error(["--context", 10] + self.base, "--context")
+        self.expect_error(["--tensors"] + self.base, "--tensors")
         self.expect_error(["--config", cfg, "--context=-1"], "--context=-1")
         self.expect_error(["--config", cfg, "--dtype", "fp4"], "--dtype=fp4")
 
@@ -220,6 +222,19 @@ class OutputsAndFiles(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         for fragment in ["671,026,419,200", "routed_experts", "MLA", "(58 MoE, 3 dense)", "KV cache @ 4096"]:
             self.assertIn(fragment, p.stdout)
+
+    def test_tensors(self):
+        cfg = os.path.join(REPO, "examples/configs/mixtral-8x7b.json")
+        p = run("--config", cfg, "--tensors")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "model.embed_tokens.weight [32000, 4096]")
+        self.assertIn("model.layers.31.block_sparse_moe.experts.7.w2.weight [4096, 14336]", lines)
+        self.assertEqual(lines[-1], "lm_head.weight [32000, 4096]")
+        self.assertEqual(len(lines), 1 + 32 * (4 + 1 + 8 * 3 + 2) + 2)
+        j = json.loads(run("--config", cfg, "--tensors", "--json").stdout)
+        self.assertEqual(j["model_type"], "mixtral")
+        self.assertEqual([f"{t['name']} [{', '.join(map(str, t['shape']))}]" for t in j["tensors"]], lines)
 
     def test_plot_and_csv(self):
         with tempfile.TemporaryDirectory() as d:
@@ -266,7 +281,7 @@ class OutputsAndFiles(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         for flag in ["--emb_dim", "--hidden_dim", "--ffn_type", "--num_experts", "--top_k", "--dtype",
                      "--match_dense", "--plot", "--csv", "--max_experts", "--no_match_dense", "--no_log",
-                     "--config", "--context", "--json"]:
+                     "--config", "--context", "--json", "--tensors"]:
             self.assertIn(flag, p.stdout)
 
 

@@ -19,6 +19,10 @@ Usage:
     /usr/bin/python3 tests/oracle/hf_param_oracle.py --self-test
     /usr/bin/python3 tests/oracle/hf_param_oracle.py --print CONFIG.json [...]   # no binary: show counts
     /usr/bin/python3 tests/oracle/hf_param_oracle.py --dump CONFIG.json          # names + shapes
+    /usr/bin/python3 tests/oracle/hf_param_oracle.py --tensors --moe PATH/TO/moe CONFIG.json [...]
+
+--tensors compares, name by name and shape by shape, the skeleton's named_parameters() with
+the registry's checkpoint list, `moe estimate --config CONFIG --tensors --json`.
 
 Exit status: 0 if everything matches, 1 on any mismatch or error.
 
@@ -689,6 +693,41 @@ def compare(path, moe):
     return True
 
 
+def tensor_diffs(want, listed):
+    """want: {name: shape} of the skeleton; listed: [{name, shape}] from the C++ tool."""
+    got = OrderedDict((t["name"], list(t["shape"])) for t in listed)
+    diffs = []
+    if len(got) != len(listed):
+        diffs.append(f"  {len(listed) - len(got)} names listed twice")
+    diffs += [f"  missing {n} {want[n]}" for n in want if n not in got]
+    diffs += [f"  extra {n} {got[n]}" for n in got if n not in want]
+    diffs += [f"  {n}: shape {got[n]}, oracle {want[n]}" for n in want if n in got and got[n] != want[n]]
+    return diffs
+
+
+def skeleton_tensors(cfg):
+    spec = BUILDERS[cfg["model_type"]](cfg)
+    return OrderedDict((n, list(p.shape)) for n, p in spec.model.named_parameters())
+
+
+def compare_tensors(path, moe):
+    """Every checkpoint tensor of the skeleton, by name and shape, against the C++ list."""
+    r = subprocess.run([moe, "estimate", "--config", path, "--tensors", "--json"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"`{moe} estimate --config {path} --tensors --json` exited {r.returncode}: "
+                           f"{r.stderr.strip()}")
+    want = skeleton_tensors(load(path))
+    diffs = tensor_diffs(want, json.loads(r.stdout)["tensors"])
+    name = path.rsplit("/", 1)[-1]
+    if diffs:
+        print(f"MISMATCH {name} ({len(diffs)} differences)")
+        print("\n".join(diffs[:20]))
+        return False
+    print(f"ok {name} {len(want)} tensors")
+    return True
+
+
 def print_counts(path):
     cfg = load(path)
     res, spec = oracle(cfg)
@@ -786,6 +825,17 @@ def self_test():
           58 * (256 * 7168 + 256))
     check("deepseek-v3 total (HF defaults = V3 config)", r["total"], 671_026_419_200)
 
+    # The tensor comparison can fail: a wrong shape, a missing, an extra or a repeated name.
+    want = skeleton_tensors(mx)
+    good = [{"name": n, "shape": v} for n, v in want.items()]
+    check("tensor lists equal", len(tensor_diffs(want, good)), 0)
+    bad = [dict(t) for t in good]
+    bad[3]["shape"] = [1, 2]
+    check("a wrong shape is caught", len(tensor_diffs(want, bad)), 1)
+    check("a missing tensor is caught", len(tensor_diffs(want, good[1:])), 1)
+    check("an extra tensor is caught", len(tensor_diffs(want, good + [{"name": "x", "shape": [1]}])), 1)
+    check("a repeated name is caught", len(tensor_diffs(want, good + good[:1])), 1)
+
     print("self-test " + ("passed" if ok else "FAILED"))
     return ok
 
@@ -796,6 +846,8 @@ def main(argv):
     ap.add_argument("--self-test", action="store_true", help="check known facts, no binary needed")
     ap.add_argument("--print", action="store_true", help="print the oracle's counts, no binary needed")
     ap.add_argument("--dump", action="store_true", help="print every parameter name, part and shape")
+    ap.add_argument("--tensors", action="store_true",
+                    help="compare the checkpoint tensor names and shapes instead of the counts")
     ap.add_argument("configs", nargs="*")
     a = ap.parse_args(argv)
 
@@ -813,9 +865,15 @@ def main(argv):
     if a.configs:
         if not a.moe:
             ap.error("--moe PATH is required to compare configs (or use --print)")
+        seen = {}  # a config equal to one already checked (shared/ holds copies) is not redone
         for c in a.configs:
             try:
-                ok &= compare(c, a.moe)
+                key = json.dumps(load(c), sort_keys=True)
+                if key in seen:
+                    print(f"ok {c.rsplit('/', 1)[-1]} (same config as {seen[key]})")
+                    continue
+                seen[key] = c.rsplit("/", 1)[-1]
+                ok &= compare_tensors(c, a.moe) if a.tensors else compare(c, a.moe)
             except Exception as e:  # noqa: BLE001 - report and keep going
                 ok = False
                 print(f"ERROR {c}: {e}")

@@ -223,11 +223,14 @@ CASES = [
     dict(name="deepseek_v2_group_max_B2_S5_E8_k3",
          cfg=dsv2(8, 3, topk_method="group_limited_greedy", n_group=4, topk_group=2,
                   routed_scaling_factor=16.0, n_shared_experts=1, losses={"deepseek_v2_seq": 0.003}),
-         shape=(2, 5), seed=20),
+         shape=(2, 5), seed=20, training=True),
     dict(name="deepseek_v2_greedy_norm_T9_E5_k2",
          cfg=dsv2(5, 2, norm_topk_prob=True, routed_scaling_factor=2.0,
                   losses={"deepseek_v2_seq": 0.001}),
-         shape=(9,), seed=21),
+         shape=(9,), seed=21, training=True),
+    # the gate's aux loss exists only in training: no loss.deepseek_v2_seq, aux_total 0
+    dict(name="deepseek_v2_seq_eval_absent_B2_S4_E4_k2",
+         cfg=dsv2(4, 2, losses={"deepseek_v2_seq": 0.01}), shape=(2, 4), seed=48),
     dict(name="deepseek_v2_greedy_k1_norm_T5_E4",
          cfg=dsv2(4, 1, norm_topk_prob=True, routed_scaling_factor=2.0), shape=(5,), seed=22),
     # ---- Switch -------------------------------------------------------------------
@@ -316,6 +319,15 @@ CASES = [
          shape=(12,), seed=42,
          tweak=chain(near_tie_rows("router.weight", 3, 1, 2e-4),
                      near_tie_rows("router.weight", 0, 4, -1e-4))),
+    # the DeepSeek losses read the scores of the rounded logits the selection used
+    dict(name="custom_bf16_logits_dsv3_loss_T12_E4_k2",
+         cfg=custom(4, 2, router={"score": "sigmoid", "normalize": True, "norm_eps": 1e-20,
+                                  "bf16_logits": True},
+                    losses={"deepseek_v3_seq": 0.1}),
+         shape=(12,), seed=49, tweak=near_tie_rows("router.weight", 1, 2, 1e-4)),
+    dict(name="deepseek_v2_bf16_logits_seq_train_B2_S5_E4_k2",
+         cfg=dsv2(4, 2, router={"bf16_logits": True}, losses={"deepseek_v2_seq": 0.1}),
+         shape=(2, 5), seed=50, training=True, tweak=near_tie_rows("gate.weight", 0, 3, 1e-4)),
     # ---- float32 runs ---------------------------------------------------------------
     dict(name="mixtral_f32_T13_E4_k2", cfg=mixtral(4, 2, losses=LB), shape=(13,), seed=43,
          precision="f32", wdtype="F32"),

@@ -39,6 +39,7 @@ ROUTER_DEFAULTS = dict(
 MODEL_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3",
                "gpt_oss", "switch_transformers", "custom")
 NOT_TRAINABLE = ("gate.e_score_correction_bias", "router.selection_bias")  # selection only
+TRAINING_ONLY_LOSSES = ("deepseek_v2_seq",)
 LOSS_NAMES = ("load_balancing", "switch", "z_loss", "importance", "vmoe_load",
               "deepseek_v2_seq", "deepseek_v3_seq")
 
@@ -53,6 +54,25 @@ class Layer:
 def _get(cfg, key, default):
     v = cfg.get(key)
     return default if v is None else v
+
+
+def hf_losses(cfg):
+    """The loss terms an HF model type implies without a `losses` object: HF adds
+    router_aux_loss_coef (and Switch's router_z_loss_coef) only with output_router_logits
+    (config default false; Switch's forward defaults it to true); DeepSeek-V2's gate uses
+    aux_loss_alpha (remote configuration_deepseek.py default 0.001)."""
+    mt = cfg["model_type"]
+    coef = {"mixtral": 0.001, "qwen2_moe": 0.001, "qwen3_moe": 0.001, "olmoe": 0.01,
+            "gpt_oss": 0.001, "switch_transformers": 0.001}
+    out = {}
+    if mt in coef and _get(cfg, "output_router_logits", mt == "switch_transformers"):
+        aux = float(_get(cfg, "router_aux_loss_coef", coef[mt]))
+        out["switch" if mt == "switch_transformers" else "load_balancing"] = aux
+        if mt == "switch_transformers":
+            out["z_loss"] = float(_get(cfg, "router_z_loss_coef", 0.001))
+    if mt == "deepseek_v2":
+        out["deepseek_v2_seq"] = float(_get(cfg, "aux_loss_alpha", 0.001))
+    return {n: c for n, c in out.items() if c != 0}
 
 
 def resolve(cfg):
@@ -74,9 +94,11 @@ def resolve(cfg):
     L.swiglu_limit = float(_get(cfg, "swiglu_limit", 7.0))
     L.swiglu_alpha = float(_get(cfg, "swiglu_alpha", 1.702))
     L.expert_bias = mt == "gpt_oss" or bool(cfg.get("expert_bias", False))
-    L.jitter = float(_get(cfg, "router_jitter_noise", 0.0)) > 0
+    # HF config-class defaults for absent keys (src/arch/<model_type>.cpp, docs/layer-format.md)
+    L.jitter = float(_get(cfg, "router_jitter_noise",
+                          0.01 if mt == "switch_transformers" else 0.0)) > 0
     L.soft = cfg.get("soft_moe")
-    L.losses = dict(cfg.get("losses", {}))
+    L.losses = dict(cfg["losses"]) if "losses" in cfg else hf_losses(cfg)
     for name in L.losses:
         assert name in LOSS_NAMES, name
 
@@ -89,7 +111,7 @@ def resolve(cfg):
     elif mt == "gpt_oss":
         r.update(normalize=True, logit_bias=True)
     elif mt == "switch_transformers":
-        r.update(capacity_mode="absolute", expert_capacity=cfg["expert_capacity"],
+        r.update(capacity_mode="absolute", expert_capacity=_get(cfg, "expert_capacity", 64),
                  dropped="passthrough")
     elif mt == "deepseek_v2":
         r.update(scale=float(_get(cfg, "routed_scaling_factor", 1.0)), norm_eps=1e-20,
@@ -99,7 +121,7 @@ def resolve(cfg):
                      n_group=cfg["n_group"], topk_group=cfg["topk_group"])
     elif mt == "deepseek_v3":
         r.update(score="sigmoid", selection="group_limited", group_score="top2_sum",
-                 n_group=_get(cfg, "n_group", 1), topk_group=_get(cfg, "topk_group", 1),
+                 n_group=_get(cfg, "n_group", 8), topk_group=_get(cfg, "topk_group", 4),
                  selection_bias=True, normalize=bool(_get(cfg, "norm_topk_prob", True)),
                  norm_eps=1e-20, scale=float(_get(cfg, "routed_scaling_factor", 2.5)))
     if "switch_dropped" in cfg:
@@ -114,10 +136,12 @@ def resolve(cfg):
 
     # shared expert
     L.shared = None
-    if mt == "qwen2_moe":
-        L.shared = dict(I=cfg["shared_expert_intermediate_size"], gated=True)
-    elif mt in ("deepseek_v2", "deepseek_v3") and _get(cfg, "n_shared_experts", 0) > 0:
-        L.shared = dict(I=cfg["n_shared_experts"] * L.I, gated=False)
+    n_shared = {"deepseek_v2": 2, "deepseek_v3": 1}.get(mt, 0)   # n_shared_experts; null: none
+    n_shared = (cfg["n_shared_experts"] or 0) if "n_shared_experts" in cfg else n_shared
+    if mt == "qwen2_moe" and _get(cfg, "shared_expert_intermediate_size", 5632) > 0:
+        L.shared = dict(I=_get(cfg, "shared_expert_intermediate_size", 5632), gated=True)
+    elif mt in ("deepseek_v2", "deepseek_v3") and n_shared > 0:
+        L.shared = dict(I=n_shared * L.I, gated=False)
     elif mt == "custom" and _get(cfg, "shared_intermediate_size", 0) > 0:
         L.shared = dict(I=cfg["shared_intermediate_size"], gated=bool(cfg.get("shared_gate", False)))
     L.shared_act = cfg.get("shared_act") or "swiglu"     # any model type; default SwiGLU
@@ -321,12 +345,18 @@ def layer_forward(L, W, inp, training):
         y = y + shared_forward(L, W, xf)
     out["y"] = y.reshape(x.shape)
     total = torch.zeros(())
-    for name, coef in L.losses.items():
+    for name, coef in active_losses(L, training).items():
         out["loss." + name] = aux[name]
         total = total + coef * aux[name]
     if L.losses:
         out["loss.aux_total"] = total
     return out
+
+
+def active_losses(L, training):
+    """The losses computed in this mode: DeepSeek's MoEGate adds its aux loss only
+    `if self.training and self.alpha > 0` (remote modeling_deepseek.py)."""
+    return {n: c for n, c in L.losses.items() if training or n not in TRAINING_ONLY_LOSSES}
 
 
 def hf_route(L, eff, sel_bias, B, S):

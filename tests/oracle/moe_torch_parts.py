@@ -397,10 +397,12 @@ def compute_losses(L, logits, eff, ids, kept, B, S, mask, ec=False):
         elif name == "vmoe_load":
             assert r["noise"] == "vmoe", "vmoe_load needs router.noise = vmoe (and --training)"
             out[name] = vmoe_load_loss(logits, eff, r["noise_std"] / E, k, B, S)
+        # DeepSeek's gates reuse the scores they routed with: those of the effective logits
+        # (noise, bf16 rounding with a straight-through gradient), not of the clean ones.
         elif name == "deepseek_v2_seq":
-            out[name] = deepseek_v2_seq_loss(score(logits), ids, E, k, B, S)
+            out[name] = deepseek_v2_seq_loss(score(eff), ids, E, k, B, S)
         elif name == "deepseek_v3_seq":
-            out[name] = deepseek_v3_seq_loss(score(logits), ids, E, k, B, S)
+            out[name] = deepseek_v3_seq_loss(score(eff), ids, E, k, B, S)
     return out
 
 

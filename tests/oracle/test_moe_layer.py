@@ -37,8 +37,11 @@ Assumptions about the format (docs/layer-format.md is silent or ambiguous on the
     and weights use the noisy logits; `router_logits` stays clean.
  A5 bf16_logits rounds the effective logits (raw + bias + noise; float64 -> float32 -> bf16,
     nearest-even, as torch) like a bf16 model: selection AND weights use the rounded logits,
-    the gradient passes straight through the rounding; router_logits and the losses (except
-    vmoe_load's noisy logits) use the unrounded logits (as src/moe/router.cpp does).
+    the gradient passes straight through the rounding. router_logits and the HF-style losses
+    (load_balancing, switch, z_loss, importance) use the clean unrounded logits; the DeepSeek
+    losses use the router scores of the rounded effective logits (the scores the selection
+    used, as DeepSeek's gate reuses them), and vmoe_load's noisy threshold comes from the
+    rounded noisy logits (src/moe/router.cpp, src/moe/layer_losses.cpp).
  A6 expert_weights hold the router weight of each slot even when it was dropped; expert_kept
     tells whether it was applied (dropped: 0, or w·x with dropped = passthrough). expert_ids /
     expert_kept / ec_tokens may be any integer dtype (or BOOL for kept).
@@ -54,7 +57,7 @@ Assumptions about the format (docs/layer-format.md is silent or ambiguous on the
     non-gated acts (gelu, gelu_tanh, relu) use experts.up / experts.down only (no experts.gate);
     `expert_bias: true` requires the *_bias tensors; `shared_intermediate_size` > 0 adds
     shared.{gate,up,down} and `shared_gate: true` the Qwen2-style sigmoid gate
-    shared.gate_weight (these two keys follow src/io/layer_config.cpp). `shared_act` (any model
+    shared.gate_weight (these two keys follow src/arch/custom.cpp). `shared_act` (any model
     type, default swiglu) is the shared expert's activation; a non-gated one has no
     shared.gate / *.gate_proj. Non-gated routed acts are not tested with HF names.
  A11 Fused v5 tensors are recognised by the presence of `experts.gate_up_proj` (any non-GPT-OSS
@@ -167,6 +170,9 @@ def compare(case, L, ref, got):
         maxerr = max(maxerr, err)
         if err > tol:
             fails.append("%s: relerr %.3g > %.1g" % (name, err, tol))
+    for name in got:                     # no loss the reference does not compute
+        if name.startswith("loss.") and name != "loss.aux_total" and name not in ref:
+            fails.append("unexpected output " + name)
     for name in NOT_TRAINABLE:
         g = got.get("grad." + name)
         if g is not None and np.any(np.asarray(g) != 0):

@@ -1,12 +1,11 @@
-// External (HF) tensor names <-> canonical MoeLayerWeights, per model type (docs/layer-format.md).
-#include "moe/error.h"
-#include "moe/layer_io.h"
+// Weight bindings: external tensor layouts <-> canonical MoeLayerWeights (docs/layer-format.md).
+#include "arch/bindings.h"
 
-namespace moe {
+#include "moe/error.h"
+
+namespace moe::arch {
 
 namespace {
-
-using Member = Tensor MoeLayerWeights::*;
 
 double get(const Tensor& t, int64_t i) { return load_as_double(t.view(), i); }
 void put(Tensor& t, int64_t i, double v) {
@@ -16,6 +15,8 @@ void put(Tensor& t, int64_t i, double v) {
     t.as<float>()[i] = static_cast<float>(v);
   }
 }
+
+}  // namespace
 
 // The whole canonical tensor, same layout.
 WeightBinding whole(const std::string& name, Shape shape, Member m) {
@@ -63,7 +64,7 @@ WeightBinding fused_gate_up(int64_t E, int64_t I, int64_t H) {
 
 // GPT-OSS: gate_up_proj [E, H, 2I] applied as x @ W, gate/up interleaved on the last axis
 // (column 2j = gate j, 2j+1 = up j); bias [E, 2I] interleaved the same way.
-WeightBinding gpt_oss_gate_up(int64_t E, int64_t I, int64_t H) {
+WeightBinding interleaved_gate_up(int64_t E, int64_t I, int64_t H) {
   return {"experts.gate_up_proj", {E, H, 2 * I},
           [=](const double* src, MoeLayerWeights& w) {
             for (int64_t e = 0; e < E; ++e)
@@ -83,7 +84,7 @@ WeightBinding gpt_oss_gate_up(int64_t E, int64_t I, int64_t H) {
           }};
 }
 
-WeightBinding gpt_oss_gate_up_bias(int64_t E, int64_t I) {
+WeightBinding interleaved_gate_up_bias(int64_t E, int64_t I) {
   return {"experts.gate_up_proj_bias", {E, 2 * I},
           [=](const double* src, MoeLayerWeights& w) {
             for (int64_t e = 0; e < E; ++e)
@@ -116,72 +117,59 @@ WeightBinding transposed(const std::string& name, int64_t E, int64_t A, int64_t 
           }};
 }
 
-}  // namespace
+std::vector<WeightBinding> canonical_bindings(const MoeLayerConfig& c) {
+  std::vector<WeightBinding> b;
+  const MoeLayerWeights shapes = make_layer_weights(c, DType::f64);
+  shapes.for_each_tensor([&](const std::string& name, const Tensor& t) {
+    if (t.empty()) return;
+    const int64_t n = t.numel();
+    b.push_back({name, t.shape(),
+                 [name, n](const double* src, MoeLayerWeights& w) {
+                   for (int64_t i = 0; i < n; ++i) put(*w.find(name), i, src[i]);
+                 },
+                 [name, n](const MoeLayerWeights& w, double* dst) {
+                   for (int64_t i = 0; i < n; ++i) dst[i] = get(*w.find(name), i);
+                 },
+                 is_trainable(name)});
+  });
+  return b;
+}
 
-std::vector<WeightBinding> layer_weight_bindings(const std::string& type, const MoeLayerConfig& c, bool fused) {
+std::vector<WeightBinding> named_moe_bindings(const MoeNames& n, const MoeLayerConfig& c, bool fused) {
   const int64_t E = c.router.n_experts, H = c.d_model, I = c.expert.hidden, Is = c.shared_hidden;
   std::vector<WeightBinding> b;
-  if (type == "custom") {
-    const MoeLayerWeights shapes = make_layer_weights(c, DType::f64);
-    shapes.for_each_tensor([&](const std::string& name, const Tensor& t) {
-      if (t.empty()) return;
-      const int64_t n = t.numel();
-      b.push_back({name, t.shape(),
-                   [name, n](const double* src, MoeLayerWeights& w) {
-                     for (int64_t i = 0; i < n; ++i) put(*w.find(name), i, src[i]);
-                   },
-                   [name, n](const MoeLayerWeights& w, double* dst) {
-                     for (int64_t i = 0; i < n; ++i) dst[i] = get(*w.find(name), i);
-                   },
-                   is_trainable(name)});
-    });
-    return b;
-  }
-
-  // Per-expert names of the three projections, by model type.
-  std::string pre = "experts.", g = ".gate_proj.weight", u = ".up_proj.weight", d = ".down_proj.weight";
-  if (type == "mixtral") g = ".w1.weight", u = ".w3.weight", d = ".w2.weight";
-  if (type == "switch_transformers") pre = "experts.expert_", u = ".wi.weight", d = ".wo.weight";
-
-  if (type == "gpt_oss") {
-    b.push_back(whole("router.weight", {E, H}, &MoeLayerWeights::router_w));
-    b.push_back(whole("router.bias", {E}, &MoeLayerWeights::router_b));
-    b.push_back(gpt_oss_gate_up(E, I, H));
-    b.push_back(gpt_oss_gate_up_bias(E, I));
-    b.push_back(transposed("experts.down_proj", E, I, H, &MoeLayerWeights::down));
-    b.push_back(whole("experts.down_proj_bias", {E, H}, &MoeLayerWeights::down_bias));
-    return b;
-  }
-  if (type == "switch_transformers") {
-    b.push_back(whole("router.classifier.weight", {E, H}, &MoeLayerWeights::router_w));
-    if (c.router.logit_bias) b.push_back(whole("router.classifier.bias", {E}, &MoeLayerWeights::router_b));
-  } else {
-    b.push_back(whole("gate.weight", {E, H}, &MoeLayerWeights::router_w));
-    if (c.router.selection_bias) {
-      b.push_back(whole("gate.e_score_correction_bias", {E}, &MoeLayerWeights::selection_bias));
-      b.back().trainable = false;
-    }
+  b.push_back(whole(n.router, {E, H}, &MoeLayerWeights::router_w));
+  if (c.router.logit_bias && n.router_bias) b.push_back(whole(n.router_bias, {E}, &MoeLayerWeights::router_b));
+  if (c.router.selection_bias && n.selection_bias) {
+    b.push_back(whole(n.selection_bias, {E}, &MoeLayerWeights::selection_bias));
+    b.back().trainable = false;
   }
   const bool gated = is_gated(c.expert.act);
-  if (fused && gated && type != "switch_transformers") {
+  if (fused && gated) {
     b.push_back(fused_gate_up(E, I, H));
     b.push_back(whole("experts.down_proj", {E, H, I}, &MoeLayerWeights::down));
   } else {
     for (int64_t e = 0; e < E; ++e) {
-      const std::string p = pre + std::to_string(e);
-      if (gated) b.push_back(expert_slice(p + g, {I, H}, &MoeLayerWeights::gate, e));
-      b.push_back(expert_slice(p + u, {I, H}, &MoeLayerWeights::up, e));
-      b.push_back(expert_slice(p + d, {H, I}, &MoeLayerWeights::down, e));
+      const std::string p = n.expert + std::to_string(e);
+      if (gated) b.push_back(expert_slice(p + n.gate, {I, H}, &MoeLayerWeights::gate, e));
+      b.push_back(expert_slice(p + n.up, {I, H}, &MoeLayerWeights::up, e));
+      b.push_back(expert_slice(p + n.down, {H, I}, &MoeLayerWeights::down, e));
     }
   }
-  if (Is > 0) {
-    const std::string s = type == "qwen2_moe" ? "shared_expert." : "shared_experts.";
+  if (Is > 0 && n.shared) {
+    const std::string s = n.shared;
     if (is_gated(c.shared_act)) b.push_back(whole(s + "gate_proj.weight", {Is, H}, &MoeLayerWeights::shared_gate));
     b.push_back(whole(s + "up_proj.weight", {Is, H}, &MoeLayerWeights::shared_up));
     b.push_back(whole(s + "down_proj.weight", {H, Is}, &MoeLayerWeights::shared_down));
-    if (c.shared_gate) b.push_back(whole("shared_expert_gate.weight", {1, H}, &MoeLayerWeights::shared_gate_w));
+    if (c.shared_gate && n.shared_gate) b.push_back(whole(n.shared_gate, {1, H}, &MoeLayerWeights::shared_gate_w));
   }
   return b;
 }
 
-}  // namespace moe
+std::vector<WeightBinding> gate_proj_bindings(const MoeLayerConfig& c, bool fused) {
+  return named_moe_bindings({"gate.weight", nullptr, "gate.e_score_correction_bias", "experts.", ".gate_proj.weight",
+                             ".up_proj.weight", ".down_proj.weight", "shared_experts.", nullptr},
+                            c, fused);
+}
+
+}  // namespace moe::arch
