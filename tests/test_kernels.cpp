@@ -193,6 +193,7 @@ void grouped_ffn_rows() {
       {2, 40, 400, {3, 30}, FfnAct::gpt_oss_swiglu, true},  // I > 384: K blocking
       {3, 31, 45, {7, 7, 7}, FfnAct::relu, false},
       {2, 50, 33, {12, 25}, FfnAct::gelu_tanh, false},
+      {2, 24, 40, {500, 3}, FfnAct::swiglu, true},  // K = 500 rows in the weight-gradient GEMMs
   };
   Rng rng(14);
   for (const FfnCase& c : cases) {

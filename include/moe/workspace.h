@@ -4,7 +4,6 @@
 // memory from call to call, so steps of equal shape allocate nothing.
 #pragma once
 
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -14,6 +13,10 @@ namespace moe {
 // Rounds a byte count up to the 64-byte alignment every carved block keeps.
 constexpr size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
+// A kernel asked for more scratch than its caller lent: a bug in a *_scratch_bytes function.
+// Checked in every build (one compare per carve), because the alternative is silent corruption.
+[[noreturn]] void scratch_overflow(size_t need, size_t have);
+
 // A borrowed, 64-byte-aligned block of bytes. take<T>(n) carves n elements from the front.
 struct Scratch {
   uint8_t* data = nullptr;
@@ -22,15 +25,15 @@ struct Scratch {
   template <class T>
   T* take(size_t n) {
     const size_t need = align64(n * sizeof(T));
-    assert(need <= bytes && "scratch smaller than the kernel's *_scratch_bytes");
+    if (need > bytes) scratch_overflow(need, bytes);
     T* p = reinterpret_cast<T*>(data);
     data += need;
     bytes -= need;
     return p;
   }
-  // The i-th of `parts` equal slices of `each` bytes (per-thread scratch inside a parallel region).
+  // The i-th slice of `each` bytes (per-thread scratch inside a parallel region).
   Scratch slice(size_t i, size_t each) const {
-    assert((i + 1) * each <= bytes);
+    if ((i + 1) * each > bytes) scratch_overflow((i + 1) * each, bytes);
     return {data + i * each, each};
   }
 };

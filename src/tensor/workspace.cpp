@@ -1,10 +1,16 @@
 #include "moe/workspace.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "moe/tensor.h"
 
 namespace moe {
+
+void scratch_overflow(size_t need, size_t have) {
+  std::fprintf(stderr, "[scratch] a kernel needs %zu bytes of scratch, its caller lent %zu\n", need, have);
+  std::abort();
+}
 
 void Workspace::Free::operator()(uint8_t* p) const { std::free(p); }
 

@@ -58,10 +58,11 @@ Schedule make_schedule(const RowGroups& rg, int threads, Scratch& scratch) {
 }
 size_t schedule_bytes(int64_t G) { return 3 * align64(static_cast<size_t>(G) * sizeof(int64_t)); }
 
-// GEMM packing buffers: one slice per thread, each enough for any product of this call.
+// GEMM packing buffers: one slice per thread, each enough for any product of this call (M, N
+// and K each among H, I and a group's rows: the weight-gradient GEMMs have K = rows).
 size_t gemm_slice_bytes(const FfnWeights<float>& w, const RowGroups& rg) {
-  const int64_t big = std::max(w.d_model, w.hidden);
-  return gemm_f32_scratch_bytes(std::max<int64_t>(rg.n_rows(), 1), big, big, 1);
+  const int64_t big = std::max({w.d_model, w.hidden, rg.n_rows(), int64_t(1)});
+  return gemm_f32_scratch_bytes(big, big, big, 1);
 }
 
 // body(g, threads, scratch): wide groups with every thread and the whole GEMM scratch, narrow
