@@ -40,7 +40,8 @@ MoeLayerConfig moe_layer_of(const ArchEntry& entry, const JsonFields& f) {
   return c;
 }
 
-AttentionArch gqa(const JsonFields& f, int64_t hidden, int64_t default_kv_heads, int64_t default_head_dim) {
+AttentionArch gqa(const JsonFields& f, int64_t hidden, const GqaDefaults& d) {
+  const int64_t default_kv_heads = d.kv_heads, default_head_dim = d.head_dim;
   AttentionArch a;
   a.n_heads = f.positive("num_attention_heads");
   a.n_kv_heads = f.positive_or("num_key_value_heads", f.is_null("num_key_value_heads") || default_kv_heads == 0
@@ -56,6 +57,8 @@ AttentionArch gqa(const JsonFields& f, int64_t hidden, int64_t default_kv_heads,
            std::to_string(a.n_heads) + " and there is no 'head_dim'");
   }
   a.head_dim = f.positive_or("head_dim", derived ? hidden / a.n_heads : default_head_dim);
+  if (d.bias) a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", *d.bias);
+  a.qk_norm = d.qk_norm;
   return a;
 }
 
@@ -76,10 +79,6 @@ void apply_windows(const JsonFields& f, ModelArch& m, const std::function<bool(i
                                               : f.positive("sliding_window");
     }
   }
-}
-
-void attention_bias(const JsonFields& f, AttentionArch& a, bool default_bias) {
-  a.q_bias = a.k_bias = a.v_bias = a.o_bias = f.flag_or("attention_bias", default_bias);
 }
 
 ModelArch decoder_base(const JsonFields& f, const std::string& type) {

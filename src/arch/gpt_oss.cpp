@@ -35,8 +35,7 @@ std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool) {
 
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "gpt_oss");
-  AttentionArch a = gqa(f, m.hidden, 8, 64);
-  attention_bias(f, a, true);
+  AttentionArch a = gqa(f, m.hidden, {.kv_heads = 8, .head_dim = 64, .bias = true});
   a.sinks = true;
   uniform_layers(m, a, moe_ffn(moe_layer_of(kGptOss, f)));
   apply_windows(f, m, [](int64_t i) { return i % 2 == 0; }, 128);

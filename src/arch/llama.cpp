@@ -9,8 +9,7 @@ namespace {
 
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "llama");
-  AttentionArch a = gqa(f, m.hidden, 0, 0);
-  attention_bias(f, a, false);
+  const AttentionArch a = gqa(f, m.hidden, {.bias = false});
   FfnArch ffn = dense_ffn(f.positive("intermediate_size"));
   ffn.dense_bias = f.flag_or("mlp_bias", false);
   uniform_layers(m, a, ffn);

@@ -25,7 +25,7 @@ std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
 
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "mixtral");
-  const AttentionArch a = gqa(f, m.hidden, 8, 0);
+  const AttentionArch a = gqa(f, m.hidden, {.kv_heads = 8});
   uniform_layers(m, a, moe_ffn(moe_layer_of(kMixtral, f)));
   const bool windowed = f.has("sliding_window");
   apply_windows(f, m, [&](int64_t) { return windowed; }, 0);

@@ -8,23 +8,15 @@
 
 namespace moe::arch {
 
-namespace {
-
-void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
-  softmax_topk_layer(f, c, "num_experts", "intermediate_size", 0.01);
-}
-
-ModelArch distill(const JsonFields& f) {
-  ModelArch m = decoder_base(f, "olmoe");
-  AttentionArch a = gqa(f, m.hidden, 0, 0);
-  attention_bias(f, a, false);
-  a.qk_norm = AttentionArch::QkNorm::full_width;
-  uniform_layers(m, a, moe_ffn(moe_layer_of(kOlmoe, f)));
-  return m;
-}
-
-}  // namespace
-
-const ArchEntry kOlmoe = {"olmoe", moe_layer, gate_proj_bindings, true, "mlp.", nullptr, distill};
+const ArchEntry kOlmoe = {
+    "olmoe",
+    [](const JsonFields& f, MoeLayerConfig& c) { softmax_topk_layer(f, c, "num_experts", "intermediate_size", 0.01); },
+    gate_proj_bindings, true, "mlp.", nullptr,
+    [](const JsonFields& f) {
+      ModelArch m = decoder_base(f, "olmoe");
+      uniform_layers(m, gqa(f, m.hidden, {.bias = false, .qk_norm = AttentionArch::QkNorm::full_width}),
+                     moe_ffn(moe_layer_of(kOlmoe, f)));
+      return m;
+    }};
 
 }  // namespace moe::arch

@@ -26,7 +26,7 @@ std::vector<WeightBinding> bindings(const MoeLayerConfig& c, bool fused) {
 
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "qwen2_moe");
-  AttentionArch a = gqa(f, m.hidden, 16, 0);
+  AttentionArch a = gqa(f, m.hidden, {.kv_heads = 16});
   a.q_bias = a.k_bias = a.v_bias = f.flag_or("qkv_bias", true);
   qwen_layers(f, m, a, moe_ffn(moe_layer_of(kQwen2Moe, f)));
   const bool use_window = f.flag_or("use_sliding_window", false);

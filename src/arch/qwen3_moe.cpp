@@ -11,16 +11,10 @@ namespace moe::arch {
 
 namespace {
 
-void moe_layer(const JsonFields& f, MoeLayerConfig& c) {
-  softmax_topk_layer(f, c, "num_experts", "moe_intermediate_size", 0.001);
-}
-
 ModelArch distill(const JsonFields& f) {
   ModelArch m = decoder_base(f, "qwen3_moe");
-  AttentionArch a = gqa(f, m.hidden, 4, 0);
-  attention_bias(f, a, false);
-  a.qk_norm = AttentionArch::QkNorm::per_head;
-  qwen_layers(f, m, a, moe_ffn(moe_layer_of(kQwen3Moe, f)));
+  qwen_layers(f, m, gqa(f, m.hidden, {.kv_heads = 4, .bias = false, .qk_norm = AttentionArch::QkNorm::per_head}),
+              moe_ffn(moe_layer_of(kQwen3Moe, f)));
   const bool use_window = f.flag_or("use_sliding_window", false);
   apply_windows(f, m, [&](int64_t) { return use_window; }, 4096);
   return m;
@@ -28,6 +22,9 @@ ModelArch distill(const JsonFields& f) {
 
 }  // namespace
 
-const ArchEntry kQwen3Moe = {"qwen3_moe", moe_layer, gate_proj_bindings, true, "mlp.", nullptr, distill};
+const ArchEntry kQwen3Moe = {
+    "qwen3_moe",
+    [](const JsonFields& f, MoeLayerConfig& c) { softmax_topk_layer(f, c, "num_experts", "moe_intermediate_size", 0.001); },
+    gate_proj_bindings, true, "mlp.", nullptr, distill};
 
 }  // namespace moe::arch

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,11 +59,16 @@ MoeLayerConfig moe_layer_of(const ArchEntry& entry, const JsonFields& f);
 
 // ---- distiller helpers -------------------------------------------------------------------
 
-// num_key_value_heads and head_dim as the config class reads them: absent -> the class default
-// (0 = the attention heads / hidden / heads), null -> those derived values.
-AttentionArch gqa(const JsonFields& f, int64_t hidden, int64_t default_kv_heads, int64_t default_head_dim);
-// attention_bias: a bias on q/k/v/o (Llama, Qwen3-MoE, OLMoE, GPT-OSS), the class's default.
-void attention_bias(const JsonFields& f, AttentionArch& a, bool default_bias);
+// A GQA attention's class defaults. kv_heads, head_dim: absent key -> this (0 = the attention
+// heads / hidden / heads), null -> the derived values. bias: the class reads `attention_bias`
+// (a bias on q/k/v/o: Llama, Qwen3-MoE, OLMoE, GPT-OSS) with this default; unset = no such key.
+struct GqaDefaults {
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  std::optional<bool> bias = std::nullopt;
+  AttentionArch::QkNorm qk_norm = AttentionArch::QkNorm::none;
+};
+AttentionArch gqa(const JsonFields& f, int64_t hidden, const GqaDefaults& defaults);
 // hidden_size, vocab_size, tie_word_embeddings (false), num_hidden_layers.
 ModelArch decoder_base(const JsonFields& f, const std::string& type);
 FfnArch dense_ffn(int64_t hidden);

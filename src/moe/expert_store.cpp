@@ -75,26 +75,27 @@ int64_t ExpertStore::expert_bytes() const {
   return mats * d_model * spec.hidden * static_cast<int64_t>(dtype_size(format_traits(format).weights));
 }
 
-ExpertStore view_experts(const FfnSpec& spec, const FfnWeights<double>& w) {
+namespace {
+
+template <class T>
+ExpertStore view(const FfnSpec& spec, const FfnWeights<T>& w, ExpertFormat format, FfnWeights<T> ExpertStore::*slot) {
   ExpertStore s;
-  s.format = ExpertFormat::f64;
+  s.format = format;
   s.spec = spec;
   s.spec.hidden = w.hidden;
   s.n_experts = w.n_experts;
   s.d_model = w.d_model;
-  s.f64 = w;
+  s.*slot = w;
   return s;
 }
 
+}  // namespace
+
+ExpertStore view_experts(const FfnSpec& spec, const FfnWeights<double>& w) {
+  return view(spec, w, ExpertFormat::f64, &ExpertStore::f64);
+}
 ExpertStore view_experts(const FfnSpec& spec, const FfnWeights<float>& w) {
-  ExpertStore s;
-  s.format = ExpertFormat::f32;
-  s.spec = spec;
-  s.spec.hidden = w.hidden;
-  s.n_experts = w.n_experts;
-  s.d_model = w.d_model;
-  s.f32 = w;
-  return s;
+  return view(spec, w, ExpertFormat::f32, &ExpertStore::f32);
 }
 
 ExpertStore make_packed_experts(const FfnSpec& spec, int64_t E, int64_t H, ExpertFormat format) {
