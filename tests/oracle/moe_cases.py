@@ -49,7 +49,9 @@ def build(case):
     if case.get("mask") is not None:
         X["attention_mask"] = np.asarray(case["mask"], dtype=np.float64)
     if case.get("training"):
-        if L.router["noise"] != "none":
+        if L.soft is not None and L.soft.get("noise_std", 0) > 0:     # Soft MoE: one per slot
+            X["noise"] = rng.standard_normal((T, L.E * L.soft["slots_per_expert"]))
+        elif L.router["noise"] != "none":
             X["noise"] = rng.standard_normal((T, L.E))
         if L.jitter:
             eps = cfg["router_jitter_noise"]
@@ -297,6 +299,14 @@ CASES = [
     dict(name="custom_soft_moe_gelu_big_T13_E4_p3",
          cfg=custom(4, 1, H=3, expert_act="gelu", soft_moe={"slots_per_expert": 3}),
          shape=(13,), seed=38),
+    # a shared expert is added to a Soft MoE layer's output like any layer's (it was dropped)
+    dict(name="custom_soft_moe_shared_gated_B2_S4_E3_p2",
+         cfg=custom(3, 1, soft_moe={"slots_per_expert": 2}, shared_intermediate_size=4, shared_gate=True),
+         shape=(2, 4), seed=51),
+    # vmoe SoftRouter noise: logits + noise_std·ε in training
+    dict(name="custom_soft_moe_noise_train_B2_S5_E2_p2",
+         cfg=custom(2, 1, soft_moe={"slots_per_expert": 2, "noise_std": 0.6}), shape=(2, 5), seed=52,
+         training=True),
     # ---- custom: experts / shared / biases / groups ---------------------------------
     dict(name="custom_gpt_oss_act_bias_sigmoid_T9_E4_k2",
          cfg=custom(4, 2, expert_act="gpt_oss_swiglu", expert_bias=True, swiglu_limit=0.9,
@@ -340,6 +350,9 @@ CASES = [
     dict(name="custom_soft_moe_f32_T7_E2_p2",
          cfg=custom(2, 1, soft_moe={"slots_per_expert": 2}), shape=(7,), seed=46,
          precision="f32", wdtype="F32"),
+    dict(name="custom_soft_moe_shared_noise_f32_B2_S4_E3_p1",
+         cfg=custom(3, 1, soft_moe={"slots_per_expert": 1, "noise_std": 0.4}, shared_intermediate_size=3),
+         shape=(2, 4), seed=53, precision="f32", wdtype="F32", training=True),
     dict(name="custom_expert_choice_f64_from_bf16_T8_E4",
          cfg=custom(4, 1, router={"selection": "expert_choice", "capacity_factor": 1.5}),
          shape=(8,), seed=47, wdtype="BF16"),

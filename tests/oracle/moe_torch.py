@@ -298,7 +298,8 @@ def layer_forward(L, W, inp, training):
         xf = xf * inp["jitter"]            # Mixtral/Switch jitter: router AND experts see it
     out = {}
     if L.soft is not None:
-        y, disp, comb, slot_logits = soft_moe(L, W, xf, B, S, expert_params)
+        y, disp, comb, slot_logits = soft_moe(L, W, xf, B, S, expert_params,
+                                              noise=inp.get("noise") if training else None)
         out.update({"soft.dispatch": disp, "soft.combine": comb, "soft.logits": slot_logits})
         aux = {}
     else:

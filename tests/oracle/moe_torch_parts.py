@@ -266,9 +266,11 @@ def combine_token_choice(L, W, xf, ids, w, kept, dropped, expert_params):
     return y
 
 
-def soft_moe(L, W, xf, B, S, expert_params):
-    """vmoe SoftRouter per group (sequence). Returns y, dispatch, combine, logits (all [T, ·])."""
+def soft_moe(L, W, xf, B, S, expert_params, noise=None):
+    """vmoe SoftRouter per group (sequence). Returns y, dispatch, combine, logits (all [T, ·]).
+    noise: [T, E·p] standard normal (training with noise_std > 0): add_noise's logits + σ·ε."""
     p = L.soft["slots_per_expert"]
+    sigma = L.soft.get("noise_std", 0.0)
     phi, scale = W["soft.phi"], W["soft.scale"]
     ys, ds, cs, ls = [], [], [], []
     for b in range(B):
@@ -280,6 +282,8 @@ def soft_moe(L, W, xf, B, S, expert_params):
         else:
             Pn = Pn * scale
         logits = Xn @ Pn                                        # [S, E·p]
+        if noise is not None and sigma > 0:
+            logits = logits + sigma * noise[b * S:(b + 1) * S]
         D = F.softmax(logits, dim=0)                            # over tokens, per slot
         C = F.softmax(logits, dim=1)                            # over all slots, per token
         Xs = D.t() @ X                                          # [E·p, H]
