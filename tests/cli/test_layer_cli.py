@@ -144,6 +144,29 @@ class LayerCli(unittest.TestCase):
         np.testing.assert_allclose(a["y"], b["y"], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(b["grad.experts.gate_up_proj"][1, :I], a["grad.experts.1.w1.weight"], rtol=1e-12)
 
+    def test_expert_formats(self):
+        # Every storage format gives the same layer: packed f32 to f32 rounding, packed bf16 to
+        # bf16 rounding of weights and activations; inference-only formats refuse a backward.
+        fwd = {"x": self.inputs["x"]}
+        r, out = self.run_layer(inputs=fwd, extra=("--precision", "f64"))
+        ref = st.load(out)[0]
+        want = ref["y"]
+        scale = np.abs(want).max()
+        for fmt, tol in (("auto", 1e-5), ("f32", 1e-5), ("packed_f32", 1e-5), ("packed_bf16", 3e-2)):
+            r, out = self.run_layer(inputs=fwd, extra=("--experts", fmt))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(fmt if fmt not in ("auto", "f32") else ("packed_f32" if fmt == "auto" else "f32 training"),
+                          r.stderr)
+            o = st.load(out)[0]
+            self.assertLess(np.abs(o["y"] - want).max() / scale, tol, fmt)
+            self.assertEqual(o["expert_ids"].tolist(), ref["expert_ids"].tolist(), fmt)  # routing is f32 either way
+        os.remove(out)
+        self.expect_error("--experts packed_bf16 is inference-only", extra=("--experts", "packed_bf16"))
+        self.expect_error("--experts packed_f32 needs --precision f32",
+                          extra=("--experts", "packed_f32", "--precision", "f64"))
+        self.expect_error("--experts f64 does not match --precision f32", extra=("--experts", "f64"))
+        self.expect_error("format 'q4' is not one of", extra=("--experts", "q4"))
+
 
 if __name__ == "__main__":
     MOE = os.path.abspath(sys.argv.pop(1))
