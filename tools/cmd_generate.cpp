@@ -27,6 +27,7 @@ struct GenerateFlags {
   GptPreset model;
   uint64_t init_seed = 123;
   std::string prompt = "Hello, I am";
+  std::string dtype = "fp32";  // FFN weights at inference: fp32 or bf16 panels
   int64_t max_new_tokens = 200;
   bool no_kv_cache = false;
   SamplingOptions sampling;
@@ -66,6 +67,8 @@ Run add_generate(CLI::App& app) {
   c->add_option("--top_p", f->sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
   c->add_option("--seed", f->seed, "Sampling seed")->capture_default_str();
   c->add_flag("--quiet", f->quiet, "Do not print the generated text (figures only)");
+  c->add_option("--dtype", f->dtype, "FFN and expert weights as packed for inference: fp32 or bf16 (half the bytes)")
+      ->capture_default_str();
   c->add_option("--threads", f->threads, "Threads (0 = all)")->capture_default_str();
   return [f, c]() -> int {
     if (!c->parsed()) return 0;
@@ -92,7 +95,9 @@ Run add_generate(CLI::App& app) {
     for (const int32_t t : prompt)
       if (t >= cfg.vocab_size) throw InvalidInput("[generate] prompt byte " + std::to_string(t) + " is outside the vocabulary");
 
-    const GptPrepared model = prepare_gpt(cfg, m.weights);
+    if (f->dtype != "fp32" && f->dtype != "bf16") throw InvalidInput("[generate] --dtype=" + f->dtype + " is not one of: fp32, bf16");
+    const GptPrepared model =
+        prepare_gpt(cfg, m.weights, f->dtype == "bf16" ? ExpertFormat::packed_bf16 : ExpertFormat::packed_f32);
     KvCache cache = make_kv_cache(model);
     GptInferStats stats;
     Rng rng(f->seed);

@@ -117,6 +117,14 @@ class TrainCli(unittest.TestCase):
         # The KV cache and recomputing the whole sequence give the same greedy text.
         n = subprocess.run(args + ["--no_kv_cache"], capture_output=True, text=True)
         self.assertEqual(n.stdout.split("\n\n")[0], a.stdout.split("\n\n")[0])
+        # bf16 FFN panels: the same model rounded, still a generation with every figure
+        b = subprocess.run(args + ["--dtype", "bf16"], capture_output=True, text=True)
+        self.assertEqual(b.returncode, 0, b.stderr)
+        self.assertTrue(b.stdout.startswith("line 1"))
+        self.assertIn("tokens/sec", b.stdout)
+        bad = subprocess.run(args + ["--dtype", "fp16"], capture_output=True, text=True)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--dtype=fp16", bad.stderr)
 
     def test_untrained_dense_vs_moe(self):
         base = [MOE, "generate", "--untrained", "--emb_dim", "64", "--n_heads", "4", "--n_layers", "2",
