@@ -58,13 +58,11 @@ ExpertGrads<T> shared_grads(MoeLayerWeights& g) {
 
 FfnSpec shared_spec(const MoeLayerConfig& c) { return {c.shared_act, c.shared_hidden, false, c.expert.alpha, c.expert.limit}; }
 
-template <class T>
+// The stores a call runs on: the caller's prepared ones, or views of the weights.
 const PreparedMoeLayer& stores(const MoeLayerConfig& c, const MoeLayerWeights& w, const LayerInputs& in,
                                PreparedMoeLayer& views) {
   if (in.prepared) return *in.prepared;
-  const int64_t H = c.d_model;
-  views.routed = view_experts(c.expert, expert_view<T>(w, H));
-  if (c.shared_hidden > 0) views.shared = view_experts(shared_spec(c), shared_view<T>(w, H));
+  views = view_layer(c, w);
   return views;
 }
 
@@ -169,7 +167,7 @@ void moe_layer_forward(const MoeLayerConfig& c, const MoeLayerWeights& w, const 
   }
   st.losses.clear();
   PreparedMoeLayer views;
-  const PreparedMoeLayer& ps = detail::stores<T>(c, w, in, views);
+  const PreparedMoeLayer& ps = detail::stores(c, w, in, views);
   if (c.soft.slots_per_expert > 0) {
     detail::soft_moe_forward(c, w, ps.routed, st.x_in.data(), in, st.soft, y);
     if (c.shared_hidden > 0) shared_forward(c, w, ps, st, Tn, y);
@@ -209,7 +207,7 @@ void moe_layer_backward(const MoeLayerConfig& c, const MoeLayerWeights& w, const
                         const T* dy, T* dx, MoeLayerWeights& g) {
   const int64_t Tn = in.n_tokens, H = c.d_model, E = c.router.n_experts;
   PreparedMoeLayer views;
-  const PreparedMoeLayer& ps = detail::stores<T>(c, w, in, views);
+  const PreparedMoeLayer& ps = detail::stores(c, w, in, views);
   std::vector<T> dx_in(static_cast<size_t>(Tn * H), T(0));
   if (c.shared_hidden > 0) shared_backward(c, w, ps, st, dy, dx_in.data(), g, Tn);
   if (c.soft.slots_per_expert > 0) {
