@@ -217,16 +217,28 @@ void grouped_ffn_rows() {
     ref::grouped_ffn_forward(spec, w, gathered, odd(x), pg.data(), pu.data(), hd.data(), want.data());
     const double tol = f32_tol(c.H + c.I);
 
-    // Packed inference, f32 and bf16 (against a reference on the bf16-rounded values), store mode.
+    // Scatter mode: y[dst[i]] += scale[i]·out_i (several rows per output row), y overwritten.
+    std::vector<int32_t> dst(static_cast<size_t>(A));
+    std::vector<float> scale = randv(rng, A);
+    for (int64_t i = 0; i < A; ++i) dst[i] = static_cast<int32_t>((i * 3 + 2) % T);
+    std::vector<double> want_y(static_cast<size_t>(T * c.H), 0.0);
+    for (int64_t i = 0; i < A; ++i)
+      for (int64_t h = 0; h < c.H; ++h) want_y[dst[i] * c.H + h] += static_cast<double>(odd(scale)[i]) * want[i * c.H + h];
+
+    // Packed inference, f32 and bf16 (against a reference on the bf16-rounded values), store and scatter.
     for (DType dt : {DType::f32, DType::bf16}) {
       cpu::PackedFfn p = cpu::make_packed_ffn(spec, c.G, c.H, dt);
       cpu::pack_ffn(p, 0, w, 2);
-      std::vector<float> got(AH);
+      std::vector<float> got(AH), y(static_cast<size_t>(T * c.H), -5.0f);
       Workspace ws;
+      const double t = dt == DType::bf16 ? 2e-2 : tol;
       for (int threads : {1, 3}) {
         cpu::grouped_ffn_forward(p, gathered, odd(x), {}, got.data(), threads,
                                  ws.get(cpu::grouped_ffn_forward_scratch_bytes(p, A, threads)));
-        EXPECT_LE(rel_err(got.data(), want.data(), A * c.H), dt == DType::bf16 ? 2e-2 : tol) << dtype_name(dt);
+        EXPECT_LE(rel_err(got.data(), want.data(), A * c.H), t) << dtype_name(dt);
+        cpu::grouped_ffn_forward(p, gathered, odd(x), {dst.data(), odd(scale), T}, y.data(), threads,
+                                 ws.get(cpu::grouped_ffn_forward_scratch_bytes(p, A, threads)));
+        EXPECT_LE(rel_err(y.data(), want_y.data(), T * c.H), t) << dtype_name(dt) << " scatter";
       }
     }
 
