@@ -101,7 +101,7 @@ void pack_columns_rows() {
         for (int64_t K : {1, 15, 16, 17, 33, 100}) {
           const int64_t Kpad = dt == DType::bf16 ? (K + 1) / 2 * 2 : K, ld = K + 3;
           std::vector<float> src = randv(rng, std::max<int64_t>(n_cols, 1) * ld);
-          src[5] = 1e-40f;  // a denormal: rounded, never flushed
+          odd(src)[0] = 1e-40f;  // a denormal: rounded, never flushed
           // Panels are 64-byte aligned (the streaming stores need it).
           const size_t bytes = static_cast<size_t>(Kpad * cpu::kNR * 4);
           std::vector<uint8_t> got_buf(bytes + 64, 0xAB), want_buf(bytes + 64, 0xAB);
