@@ -10,6 +10,7 @@
 #include "kernels/cpu/microkernel.h"
 #include "kernels/cpu/rows.h"
 #include "kernels/cpu/simd_avx512.h"
+#include "kernels/ref/transformer.h"
 
 namespace moe::cpu {
 
@@ -96,19 +97,6 @@ MOE_AVX512 void cached_row_avx512(float* o, const float* q, const float* K, cons
   for (int64_t c = 0; c < nv; ++c) _mm512_mask_storeu_ps(o + 16 * c, tail_mask(hd - 16 * c), out[c]);
 }
 
-void cached_row_scalar(float* o, const float* q, const float* K, const float* V, int64_t kvd, int64_t n_see, int64_t hd,
-                       float scale, float* p) {
-  for (int64_t j = 0; j < n_see; ++j) {
-    float acc = 0;
-    for (int64_t c = 0; c < hd; ++c) acc += q[c] * K[j * kvd + c];
-    p[j] = acc;
-  }
-  softmax_row_scalar(p, n_see, n_see, scale);
-  std::fill(o, o + hd, 0.0f);
-  for (int64_t j = 0; j < n_see; ++j)
-    for (int64_t c = 0; c < hd; ++c) o[c] += p[j] * V[j * kvd + c];
-}
-
 }  // namespace
 
 size_t attention_forward_scratch_bytes(const AttentionShape& s, int threads) {
@@ -174,8 +162,9 @@ void attention_cached(int64_t n, int64_t p0, int64_t H, int64_t Hkv, int64_t hd,
       const float* qi = q + i * qd + h * hd;
       if (vec) {
         cached_row_avx512(o, qi, k_cache + off, v_cache + off, kvd, p0 + i + 1, hd, scale, p);
-      } else {
-        cached_row_scalar(o, qi, k_cache + off, v_cache + off, kvd, p0 + i + 1, hd, scale, p);
+      } else {  // the fallback is the twin itself (one query row)
+        ref::attention_head_forward(o, qd, p, qi, qd, k_cache + off, v_cache + off, kvd, 1, p0 + i + 1, p0 + i, hd,
+                                    scale, true);
       }
     }
   }

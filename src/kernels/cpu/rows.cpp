@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/microkernel.h"
 #include "kernels/cpu/simd_avx512.h"
+#include "kernels/ref/transformer.h"
 
 namespace moe::cpu {
 
@@ -132,27 +133,6 @@ void softmax_backward_row_scalar(float* ds, const float* p, int64_t n, int64_t n
   std::fill(ds + n, ds + n_all, 0.0f);
 }
 
-void rmsnorm_row_scalar(float* y, float* rstd, const float* x, const float* w, int64_t d, double eps) {
-  float ss = 0;
-  for (int64_t j = 0; j < d; ++j) ss += x[j] * x[j];
-  const auto r = static_cast<float>(1.0 / std::sqrt(static_cast<double>(ss) / static_cast<double>(d) + eps));
-  if (rstd) *rstd = r;
-  for (int64_t j = 0; j < d; ++j) y[j] = x[j] * r * w[j];
-}
-
-void layernorm_row_scalar(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t d,
-                          double eps) {
-  float s = 0;
-  for (int64_t j = 0; j < d; ++j) s += x[j];
-  const float m = s / static_cast<float>(d);
-  float v = 0;
-  for (int64_t j = 0; j < d; ++j) v += (x[j] - m) * (x[j] - m);
-  const auto r = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v) / static_cast<double>(d) + eps));
-  if (mean) *mean = m;
-  if (rstd) *rstd = r;
-  for (int64_t j = 0; j < d; ++j) y[j] = (x[j] - m) * r * w[j] + b[j];
-}
-
 void softmax_row(float* p, int64_t n, int64_t n_all, float scale) {
   if (use_avx512()) return softmax_row_avx512(p, n, n_all, scale);
   softmax_row_scalar(p, n, n_all, scale);
@@ -170,8 +150,10 @@ void rmsnorm_rows(float* y, float* rstd, const float* x, const float* w, int64_t
     float* r = rstd ? rstd + t : nullptr;
     if (vec) {
       rmsnorm_row_avx512(y + t * d, r, x + t * d, w, d, eps);
-    } else {
-      rmsnorm_row_scalar(y + t * d, r, x + t * d, w, d, eps);
+    } else {  // the fallback is the twin itself
+      float rs;
+      ref::rmsnorm_forward(y + t * d, &rs, x + t * d, w, 1, d, eps);
+      if (r) *r = rs;
     }
   }
 }
@@ -185,8 +167,11 @@ void layernorm_rows(float* y, float* mean, float* rstd, const float* x, const fl
     float* r = rstd ? rstd + t : nullptr;
     if (vec) {
       layernorm_row_avx512(y + t * d, m, r, x + t * d, w, b, d, eps);
-    } else {
-      layernorm_row_scalar(y + t * d, m, r, x + t * d, w, b, d, eps);
+    } else {  // the fallback is the twin itself
+      float ms, rs;
+      ref::layernorm_forward(y + t * d, &ms, &rs, x + t * d, w, b, 1, d, eps);
+      if (m) *m = ms;
+      if (r) *r = rs;
     }
   }
 }

@@ -18,11 +18,8 @@ void rmsnorm_rows(float* y, float* rstd, const float* x, const float* w, int64_t
 void layernorm_rows(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t rows,
                     int64_t d, double eps, int threads);
 
-// The scalar versions (the fallback, and what the kernel tests compare the AVX-512 ones with).
+// The scalar softmax rows (the fallback). Without AVX-512 the norms run their twins themselves.
 void softmax_row_scalar(float* p, int64_t n, int64_t n_all, float scale);
 void softmax_backward_row_scalar(float* ds, const float* p, int64_t n, int64_t n_all, float scale);
-void rmsnorm_row_scalar(float* y, float* rstd, const float* x, const float* w, int64_t d, double eps);
-void layernorm_row_scalar(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t d,
-                          double eps);
 
 }  // namespace moe::cpu
