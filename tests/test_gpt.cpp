@@ -168,6 +168,33 @@ TEST(GptConfig, ValidationNamesTheField) {
   EXPECT_EQ(error_of([&] { validate_gpt(c); }), "(no error)");
 }
 
+// Routers whose choice for a token depends on later tokens are refused in decoders (training
+// leaked the future; generation with and without the KV cache differed); MoE placement that
+// leaves no MoE layer is refused; impossible sizes fail before anything is allocated.
+TEST(GptConfig, RefusesWhatADecoderCannotDo) {
+  GptConfig c = small(true);
+  c.moe.soft.slots_per_expert = 2;
+  EXPECT_NE(error_of([&] { validate_gpt(c); }).find("Soft MoE mixes every token"), std::string::npos);
+  c.causal = false;
+  EXPECT_EQ(error_of([&] { validate_gpt(c); }), "(no error)");
+  c = small(true);
+  c.moe.router.selection = Selection::expert_choice;
+  c.moe.router.capacity_factor = 1.0;
+  EXPECT_NE(error_of([&] { validate_gpt(c); }).find("expert choice lets each expert pick"), std::string::npos);
+  c.causal = false;
+  EXPECT_EQ(error_of([&] { validate_gpt(c); }), "(no error)");
+  c = small(true);
+  c.first_dense_layers = c.n_layers;
+  EXPECT_NE(error_of([&] { validate_gpt(c); }).find("leaves no MoE layer"), std::string::npos);
+  c = small(true);
+  c.n_layers = int64_t(1) << 30;
+  EXPECT_NE(error_of([&] { make_gpt_weights(c, DType::f32); }).find("of memory;"), std::string::npos);
+  c.n_layers = int64_t(1) << 50;
+  c.d_model = int64_t(1) << 20;
+  c.moe.d_model = c.d_model;
+  EXPECT_NE(error_of([&] { gpt_param_count(c, false); }).find("overflows 64 bits"), std::string::npos);
+}
+
 TEST(GptConfig, LayerPlacement) {
   GptConfig c = small(true);
   c.n_layers = 6;

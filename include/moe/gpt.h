@@ -56,6 +56,7 @@ struct GptConfig {
   int64_t head_dim() const { return d_model / n_heads; }
   bool has_moe() const { return moe.router.n_experts > 0; }
   bool is_moe_layer(int64_t layer) const;
+  int64_t n_moe_layers() const;  // without walking the layers
 };
 
 // Throws InvalidInput "[gpt] n_heads=6 does not divide d_model=128" etc.; validates the MoE
@@ -111,8 +112,16 @@ void check_gpt_weights(const GptConfig& config, const GptWeights& weights, DType
 // shared.down) scaled by 1/sqrt(2·L); norm weights 1, biases 0; router N(0, 0.02).
 void init_gpt_weights(const GptConfig& config, GptWeights& weights, uint64_t seed);
 // Parameters of the model; active_only counts the experts one token uses (top_k of E routed
-// experts; Soft MoE: all), embeddings and shared experts included.
+// experts; Soft MoE: all), embeddings and shared experts included. InvalidInput if the count
+// overflows 64 bits.
 int64_t gpt_param_count(const GptConfig& config, bool active_only);
+// Memory estimates made before allocating (bytes): the weights in `dtype`; what a training step
+// of B sequences of S tokens keeps beyond the weights (gradients, AdamW moments, activations);
+// what inference adds (packed copies, the KV cache of the whole context). Used with
+// util::check_memory so an impossible request fails at once, naming the size.
+int64_t gpt_weight_bytes(const GptConfig& config, DType dtype);
+int64_t gpt_training_bytes(const GptConfig& config, int64_t batch, int64_t seq);
+int64_t gpt_inference_bytes(const GptConfig& config);
 
 // What the backward of one block needs (kept by gpt_forward).
 template <class T>

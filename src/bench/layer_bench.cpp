@@ -55,6 +55,10 @@ Routing recorded_routing(const std::string& path, int64_t T, int64_t E, int64_t 
   if (ids.rank() != 2 || ids.dim(1) != k) {
     throw InvalidInput("[bench] " + path + ": expert_ids has shape " + shape_str(ids.shape()) + ", need [T, " + std::to_string(k) + "]");
   }
+  if (ids.dim(0) < 1) throw InvalidInput("[bench] " + path + ": expert_ids has no rows (shape " + shape_str(ids.shape()) + ")");
+  if (ids.dtype() != DType::i32 && ids.dtype() != DType::i64) {
+    throw InvalidInput("[bench] " + path + ": expert_ids is " + dtype_name(ids.dtype()) + ", expected I32 or I64");
+  }
   Routing r;
   r.n_tokens = T;
   r.n_experts = E;
@@ -123,8 +127,12 @@ json run_layer_bench(const LayerBenchConfig& c) {
   if (c.routing == "uniform") {
     routing = synthetic_routing(T, E, k, 0.0, c.seed);
   } else if (c.routing.rfind("zipf:", 0) == 0) {
-    const double s = std::atof(c.routing.c_str() + 5);
-    if (!(s >= 0)) bad("--routing " + c.routing + ": the Zipf exponent must be >= 0");
+    const char* text = c.routing.c_str() + 5;
+    char* end = nullptr;
+    const double s = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(s >= 0) || !std::isfinite(s)) {
+      bad("--routing " + c.routing + ": the Zipf exponent must be a number >= 0 (e.g. zipf:1.2)");
+    }
     routing = synthetic_routing(T, E, k, s, c.seed);
   } else {
     routing = recorded_routing(c.routing, T, E, k);

@@ -10,13 +10,7 @@ namespace moe::estimate {
 
 namespace {
 
-// Overflow-checked arithmetic bound to one model's name for the error message.
-struct Arith {
-  std::string what;
-  int64_t mul(int64_t a, int64_t b) const { return util::checked_mul(a, b, what); }
-  int64_t mul(int64_t a, int64_t b, int64_t c) const { return mul(mul(a, b), c); }
-  int64_t add(int64_t a, int64_t b) const { return util::checked_add(a, b, what); }
-};
+using util::Arith;
 
 int64_t attention_params(const AttentionArch& a, int64_t h, const Arith& x) {
   if (a.kind == AttentionArch::Kind::mla) {

@@ -9,6 +9,7 @@
 #include "arch/layer_fields.h"
 #include "moe/error.h"
 #include "moe/gpt.h"
+#include "util/checked.h"
 #include "moe/layer_format.h"
 #include "util/json_fields.h"
 
@@ -69,6 +70,11 @@ bool GptConfig::is_moe_layer(int64_t layer) const {
   return has_moe() && layer >= first_dense_layers && (layer - first_dense_layers) % moe_every == 0;
 }
 
+int64_t GptConfig::n_moe_layers() const {
+  if (!has_moe() || n_layers <= first_dense_layers || moe_every < 1) return 0;
+  return (n_layers - first_dense_layers + moe_every - 1) / moe_every;
+}
+
 void validate_gpt(const GptConfig& c) {
   if (c.vocab_size < 1) bad("vocab_size=" + str(c.vocab_size) + " must be >= 1");
   if (c.context < 1) bad("context=" + str(c.context) + " must be >= 1");
@@ -88,10 +94,23 @@ void validate_gpt(const GptConfig& c) {
   if (c.first_dense_layers < 0) bad("first_dense_layers=" + str(c.first_dense_layers) + " must be >= 0");
   if (c.moe_every < 1) bad("moe_every=" + str(c.moe_every) + " must be >= 1");
   if (c.moe.router.n_experts < 0) bad("moe n_experts=" + str(c.moe.router.n_experts) + " must be >= 0");
-  bool any_dense = false;
-  for (int64_t l = 0; l < c.n_layers; ++l) any_dense |= !c.is_moe_layer(l);
+  const bool any_dense = c.n_moe_layers() < c.n_layers;
   if (any_dense && c.dense.hidden < 1) bad("dense FFN hidden=" + str(c.dense.hidden) + " must be >= 1 (the model has dense layers)");
   if (c.has_moe()) {
+    if (c.n_moe_layers() == 0) {
+      bad("first_dense_layers=" + str(c.first_dense_layers) + " leaves no MoE layer in a model of " + str(c.n_layers) +
+          " layers (use n_experts 0 for a dense model)");
+    }
+    // Routers whose choice for a token depends on other tokens of its sequence would let a
+    // decoder see the future (and generation with and without the KV cache would differ).
+    if (c.causal && c.moe.soft.slots_per_expert > 0) {
+      bad("Soft MoE mixes every token of a sequence into every slot: a causal model would see the future; use it "
+          "in a bidirectional encoder (causal = false, --encoder)");
+    }
+    if (c.causal && c.moe.router.selection == Selection::expert_choice) {
+      bad("expert choice lets each expert pick its tokens from the whole sequence: a causal model would see the "
+          "future; use it in a bidirectional encoder (causal = false, --encoder)");
+    }
     if (c.moe.d_model != c.d_model) {
       bad("moe hidden_size=" + str(c.moe.d_model) + " differs from d_model=" + str(c.d_model));
     }
@@ -118,41 +137,69 @@ GptConfig gpt_config_from_json(const json& j) {
 
 int64_t gpt_param_count(const GptConfig& c, bool active_only) {
   validate_gpt(c);
+  const util::Arith x{"[gpt] parameter count"};
   const int64_t d = c.d_model, V = c.vocab_size, hd = c.head_dim();
   const int64_t norm = c.norm == NormKind::layernorm ? 2 * d : d;
-  int64_t n = V * d + (c.pos == PosEncoding::learned ? c.context * d : 0) + norm + (c.tied_head ? 0 : V * d);
-  const int64_t attn = (c.n_heads + 2 * c.n_kv_heads) * hd * d + d * c.n_heads * hd + (c.attn_bias ? d : 0);
-  auto ffn = [d](const ExpertConfig& e) {
-    const int64_t mats = (is_gated(e.act) ? 3 : 2) * e.hidden * d;
-    const int64_t biases = e.bias ? (is_gated(e.act) ? 2 : 1) * e.hidden + d : 0;
-    return mats + biases;
+  int64_t n = x.add(x.mul(V, d), x.add(c.pos == PosEncoding::learned ? x.mul(c.context, d) : 0, norm));
+  if (!c.tied_head) n = x.add(n, x.mul(V, d));
+  const int64_t attn = x.add(x.mul(c.n_heads + 2 * c.n_kv_heads, hd, d), x.add(x.mul(d, c.n_heads, hd), c.attn_bias ? d : 0));
+  auto ffn = [&](const ExpertConfig& e) {
+    const int64_t mats = x.mul(is_gated(e.act) ? 3 : 2, e.hidden, d);
+    const int64_t biases = e.bias ? x.add(x.mul(is_gated(e.act) ? 2 : 1, e.hidden), d) : 0;
+    return x.add(mats, biases);
   };
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    n += 2 * norm + attn;
-    if (!c.is_moe_layer(l)) {
-      n += ffn(c.dense);
-      continue;
-    }
+  const int64_t n_moe = c.n_moe_layers(), n_dense = c.n_layers - n_moe;
+  n = x.add(n, x.mul(c.n_layers, x.add(2 * norm, attn)));
+  if (n_dense > 0) n = x.add(n, x.mul(n_dense, ffn(c.dense)));
+  if (n_moe > 0) {
     const MoeLayerConfig& m = c.moe;
     const int64_t E = m.router.n_experts;
-    if (m.soft.slots_per_expert > 0) {
-      n += d * E * m.soft.slots_per_expert + 1;
-    } else {
-      n += E * d + (m.router.logit_bias ? E : 0) + (m.router.noise == NoiseKind::shazeer ? E * d : 0);
-    }
+    int64_t layer = m.soft.slots_per_expert > 0
+                        ? x.add(x.mul(d, E, m.soft.slots_per_expert), 1)
+                        : x.add(x.mul(E, d), x.add(m.router.logit_bias ? E : 0,
+                                                   m.router.noise == NoiseKind::shazeer ? x.mul(E, d) : 0));
     int64_t used = E;
     if (active_only && m.soft.slots_per_expert == 0) {
       used = m.router.selection == Selection::expert_choice
                  ? std::min<int64_t>(E, static_cast<int64_t>(std::ceil(m.router.capacity_factor)))
                  : m.router.top_k;
     }
-    n += used * ffn(m.expert);
+    layer = x.add(layer, x.mul(used, ffn(m.expert)));
     if (m.shared_hidden > 0) {
-      ExpertConfig s{m.shared_act, m.shared_hidden, false, m.expert.alpha, m.expert.limit};
-      n += ffn(s) + (m.shared_gate ? d : 0);
+      const ExpertConfig s{m.shared_act, m.shared_hidden, false, m.expert.alpha, m.expert.limit};
+      layer = x.add(layer, x.add(ffn(s), m.shared_gate ? d : 0));
     }
+    n = x.add(n, x.mul(n_moe, layer));
   }
   return n;
+}
+
+int64_t gpt_weight_bytes(const GptConfig& c, DType dtype) {
+  const util::Arith x{"[gpt] memory estimate"};
+  return x.add(x.mul(gpt_param_count(c, false), static_cast<int64_t>(dtype_size(dtype))),
+               x.mul(c.n_layers, static_cast<int64_t>(sizeof(GptBlockWeights))));
+}
+
+int64_t gpt_training_bytes(const GptConfig& c, int64_t B, int64_t S) {
+  const util::Arith x{"[gpt] memory estimate"};
+  const int64_t T = x.mul(B, S), d = c.d_model, H = c.n_heads, kvd = c.n_kv_heads * c.head_dim();
+  // Gradients and the two AdamW moments: three more copies of the weights.
+  int64_t bytes = x.mul(3, gpt_weight_bytes(c, DType::f32));
+  // Per layer, kept for the backward: ~10 rows of width d and 2 of kv width per token, the
+  // attention probabilities, and the FFN's hidden rows (k rows per token for MoE).
+  const int64_t hidden = c.has_moe() ? x.mul(std::max<int64_t>(c.moe.router.top_k, 1), c.moe.expert.hidden + d)
+                                     : c.dense.hidden;
+  int64_t per_layer = x.add(x.mul(T, x.add(x.mul(10, d), x.add(x.mul(2, kvd), x.mul(4, hidden)))), x.mul(B, H, x.mul(S, S)));
+  bytes = x.add(bytes, x.mul(x.mul(c.n_layers, per_layer), 4));
+  return x.add(bytes, x.mul(x.mul(T, c.vocab_size), 8));  // logits and their gradient
+}
+
+int64_t gpt_inference_bytes(const GptConfig& c) {
+  const util::Arith x{"[gpt] memory estimate"};
+  const int64_t kvd = c.n_kv_heads * c.head_dim();
+  // Packed copies of the projections, head and FFNs (~ the weights again), the KV cache of the
+  // whole context.
+  return x.add(gpt_weight_bytes(c, DType::f32), x.mul(x.mul(2, c.n_layers), x.mul(c.context, kvd, 4)));
 }
 
 }  // namespace moe

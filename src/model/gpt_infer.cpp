@@ -9,6 +9,7 @@
 #include "kernels/cpu/packed_ffn.h"
 #include "kernels/ref/transformer.h"
 #include "moe/error.h"
+#include "util/resources.h"
 
 namespace moe {
 
@@ -31,6 +32,9 @@ GptPrepared prepare_gpt(const GptConfig& c, const GptWeights& w, ExpertFormat fo
   if (format != ExpertFormat::packed_f32 && format != ExpertFormat::packed_bf16) {
     bad(std::string("FFN format ") + expert_format_name(format) + " is not one of: packed_f32, packed_bf16");
   }
+  util::check_memory(gpt_inference_bytes(c),
+                     "inference (packed weights and a KV cache of context " + std::to_string(c.context) + ")",
+                     "[gpt infer]");
   const int th = threads > 0 ? threads : ops::threads();
   GptPrepared m;
   m.config = c;

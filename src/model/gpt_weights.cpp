@@ -4,6 +4,7 @@
 
 #include "moe/error.h"
 #include "moe/gpt.h"
+#include "util/resources.h"
 
 namespace moe {
 
@@ -132,6 +133,8 @@ bool is_moe_name(const std::string& n) { return n.find(".moe.") != std::string::
 
 GptWeights make_gpt_weights(const GptConfig& c, DType dtype) {
   validate_gpt(c);
+  util::check_memory(gpt_weight_bytes(c, dtype),
+                     "the model's weights (" + std::to_string(gpt_param_count(c, false)) + " parameters)", "[gpt]");
   GptWeights w;
   w.blocks.resize(static_cast<size_t>(c.n_layers));
   const auto shapes = base_shapes(c);

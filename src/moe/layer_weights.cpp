@@ -3,6 +3,8 @@
 
 #include "moe/error.h"
 #include "moe/moe_layer.h"
+#include "util/checked.h"
+#include "util/resources.h"
 
 namespace moe {
 
@@ -119,6 +121,10 @@ void validate_layer(const MoeLayerConfig& c) {
 
 MoeLayerWeights make_layer_weights(const MoeLayerConfig& c, DType dtype) {
   validate_layer(c);
+  const util::Arith x{"[layer] weight size"};
+  int64_t bytes = 0;
+  for (const auto& [name, shape] : expected_shapes(c)) bytes = x.add(bytes, x.mul(shape_numel(shape), dtype_size(dtype)));
+  util::check_memory(bytes, "the layer's weights", "[layer]");
   MoeLayerWeights w;
   for (const auto& [name, shape] : expected_shapes(c)) *w.find(name) = Tensor(dtype, shape);
   return w;

@@ -8,6 +8,9 @@
 #include <new>
 #include <stdexcept>
 
+#include "moe/error.h"
+#include "util/resources.h"
+
 namespace moe {
 
 size_t dtype_size(DType d) {
@@ -43,7 +46,12 @@ const char* dtype_name(DType d) {
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (d < 0) throw InvalidInput("[tensor] negative dimension in shape " + shape_str(shape));
+    if (__builtin_mul_overflow(n, d, &n)) {
+      throw InvalidInput("[tensor] shape " + shape_str(shape) + " has more elements than 64 bits count");
+    }
+  }
   return n;
 }
 
@@ -76,6 +84,9 @@ size_t padded_size(size_t bytes) {
 }  // namespace
 
 void* allocate_uninit(size_t bytes) {
+  // A backstop under the estimates made at the API edges: no single block beyond what the machine
+  // can give (a bad_alloc after minutes of swapping, or the OOM killer, otherwise).
+  if (bytes >= (size_t(256) << 20)) util::check_memory(static_cast<int64_t>(bytes), "a block of", "[memory]");
   const size_t padded = padded_size(bytes);
   const bool huge = bytes >= 2 * kHugePage;
   void* p = std::aligned_alloc(huge ? kHugePage : 64, padded);
@@ -96,6 +107,8 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   for (int64_t d : shape_) {
     if (d < 0) throw std::invalid_argument("[tensor] negative dimension in shape " + shape_str(shape_));
   }
+  const int64_t n = shape_numel(shape_), size = static_cast<int64_t>(dtype_size(dtype_));
+  if (n > INT64_MAX / size) throw InvalidInput("[tensor] shape " + shape_str(shape_) + " needs more bytes than 64 bits count");
   data_.reset(allocate_zeroed(nbytes()));
 }
 

@@ -9,6 +9,7 @@
 
 #include "moe/error.h"
 #include "moe/tokenizer.h"
+#include "util/resources.h"
 
 namespace moe {
 
@@ -54,12 +55,11 @@ void fill_row(Batch& out, int64_t r, std::span<const int32_t> tokens, int64_t st
 }  // namespace
 
 std::vector<int32_t> load_byte_corpus(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path + ": cannot open the corpus file");
-  std::stringstream s;
-  s << in.rdbuf();
-  if (in.bad()) fail(path + ": read error");
-  const std::string bytes = s.str();
+  // Bytes, then one int32 token per byte: 5 bytes of memory per byte of corpus.
+  const int64_t size = util::regular_file_size(path, "[dataset]", INT64_MAX / 8);
+  util::check_memory(5 * size, "the corpus " + path + " (" + util::human_bytes(static_cast<double>(size)) + ")",
+                     "[dataset]");
+  const std::string bytes = util::read_regular_file(path, "[dataset]", size);
   if (bytes.empty()) fail(path + ": the corpus is empty");
   return ByteTokenizer::encode(bytes);
 }

@@ -18,6 +18,7 @@
 #include "moe/metrics.h"
 #include "moe/progress.h"
 #include "moe/svg_chart.h"
+#include "util/resources.h"
 
 namespace moe {
 
@@ -206,6 +207,10 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
                            std::to_string(window_tokens(o.batch)));
   }
 
+  util::check_memory(gpt_weight_bytes(model, DType::f32) + gpt_training_bytes(model, o.batch.batch, o.batch.seq_len),
+                     "training this model (weights, gradients, AdamW moments and the activations of a batch of " +
+                         std::to_string(o.batch.batch) + " x " + std::to_string(o.batch.seq_len) + " tokens)",
+                     "[train]");
   GptWeights weights = make_gpt_weights(model, DType::f32);
   init_gpt_weights(model, weights, o.seed);
   GptWeights grads = make_gpt_weights(model, DType::f32);

@@ -27,4 +27,12 @@ inline int64_t checked_add(int64_t a, int64_t b, const std::string& what) {
   return r;
 }
 
+// Overflow-checked arithmetic bound to what it counts, for the error message.
+struct Arith {
+  std::string what;
+  int64_t mul(int64_t a, int64_t b) const { return checked_mul(a, b, what); }
+  int64_t mul(int64_t a, int64_t b, int64_t c) const { return mul(mul(a, b), c); }
+  int64_t add(int64_t a, int64_t b) const { return checked_add(a, b, what); }
+};
+
 }  // namespace moe::util

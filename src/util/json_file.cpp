@@ -1,19 +1,15 @@
 #include "util/json_file.h"
 
-#include <fstream>
-#include <sstream>
 
 #include "moe/error.h"
+#include "util/resources.h"
 
 namespace moe::util {
 
 nlohmann::json read_json_file(const std::string& path, const std::string& origin) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidInput(origin + " " + path + ": cannot open the file");
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text = read_regular_file(path, origin, kConfigFileLimit);
   try {
-    return nlohmann::json::parse(text.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InvalidInput(origin + " " + path + ": not valid JSON: " + e.what());
   }

@@ -53,9 +53,14 @@ class BenchCli(unittest.TestCase):
             p = run("--routing", path)
             self.assertEqual(p.returncode, 2)
             self.assertIn("expert id 7 outside [0, 4)", p.stderr)
+            st.save(path, {"expert_ids": np.zeros((0, 2), dtype=np.int32)})  # no rows: was SIGFPE
+            p = run("--routing", path)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("expert_ids has no rows", p.stderr)
 
     def test_bad_input(self):
         for extra, fragment in [(("--dtype", "fp8"), "--dtype=fp8"), (("--routing", "zipf:-1"), "Zipf exponent"),
+                                (("--routing", "zipf:abc"), "Zipf exponent"), (("--routing", "zipf:"), "Zipf exponent"),
                                 (("--threads", "0"), "--threads=0"), (("--routing", "/nonexistent.safetensors"), "nonexistent")]:
             p = run(*extra)
             self.assertEqual(p.returncode, 2, (extra, p.stdout))
