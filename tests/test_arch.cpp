@@ -246,3 +246,39 @@ TEST(LayerFormat, Errors) {
   EXPECT_NE(error_of(j).find("model_type 'mamba' is not one of: mixtral, qwen2_moe"), std::string::npos)
       << error_of(j);
 }
+
+// What HF would fail on later, or what no model is, is refused when the config is read.
+TEST(ArchDistill, ImpossibleValuesAreRefused) {
+  auto model_error = [](const json& j) {
+    try {
+      arch::model_arch_from_hf_config(j);
+    } catch (const InvalidInput& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const json q = with_model(qwen("qwen3_moe"));
+  EXPECT_EQ(model_error(q), "");
+  json j = q;
+  j["decoder_sparse_step"] = 0;
+  EXPECT_NE(model_error(j).find("'decoder_sparse_step' must be a positive integer"), std::string::npos) << model_error(j);
+  j = q;
+  j["mlp_only_layers"] = {999};
+  EXPECT_NE(model_error(j).find("mlp_only_layers names layer 999, outside [0, num_hidden_layers=4)"), std::string::npos)
+      << model_error(j);
+  j["mlp_only_layers"] = {-1};
+  EXPECT_NE(model_error(j).find("names layer -1"), std::string::npos) << model_error(j);
+  j = q;
+  j["num_hidden_layers"] = int64_t(1) << 40;  // used to end in std::bad_alloc after many seconds
+  EXPECT_NE(model_error(j).find("is beyond any model"), std::string::npos) << model_error(j);
+  json d = {{"model_type", "deepseek_v3"}, {"hidden_size", 16}, {"n_routed_experts", 6}, {"num_experts_per_tok", 2},
+            {"moe_intermediate_size", 8}, {"intermediate_size", 32}, {"vocab_size", 64}, {"num_hidden_layers", 4},
+            {"num_attention_heads", 4}, {"kv_lora_rank", 8}, {"qk_nope_head_dim", 4}, {"qk_rope_head_dim", 4},
+            {"v_head_dim", 4}, {"n_group", 3}, {"topk_group", 2}};
+  EXPECT_EQ(model_error(d), "");
+  d["n_group"] = 4;  // does not divide 6 experts
+  EXPECT_NE(model_error(d).find("n_group=4 does not divide n_experts=6"), std::string::npos) << model_error(d);
+  d["n_group"] = 3;
+  d["first_k_dense_replace"] = 4;
+  EXPECT_NE(model_error(d).find("first_k_dense_replace=4 leaves no MoE layer"), std::string::npos) << model_error(d);
+}

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arch/registry.h"
+#include "moe/error.h"
 
 namespace moe::arch {
 
@@ -37,6 +38,11 @@ void softmax_topk_layer(const JsonFields& f, MoeLayerConfig& c, const char* expe
 MoeLayerConfig moe_layer_of(const ArchEntry& entry, const JsonFields& f) {
   MoeLayerConfig c;
   entry.moe_layer(f, c);
+  try {  // what HF would fail on later (a group count that does not divide the experts, ...)
+    validate_layer(c);
+  } catch (const InvalidInput& e) {
+    f.fail(e.what());
+  }
   return c;
 }
 
@@ -87,7 +93,12 @@ ModelArch decoder_base(const JsonFields& f, const std::string& type) {
   m.hidden = f.positive("hidden_size");
   m.vocab = f.positive("vocab_size");
   m.tied_head = f.flag_or("tie_word_embeddings", false);
-  m.layers.resize(static_cast<size_t>(f.positive("num_hidden_layers")));
+  const int64_t layers = f.positive("num_hidden_layers");
+  if (layers > kMaxLayers) {
+    f.fail("num_hidden_layers=" + std::to_string(layers) + " is beyond any model (at most " + std::to_string(kMaxLayers) +
+           ")");
+  }
+  m.layers.resize(static_cast<size_t>(layers));
   return m;
 }
 
@@ -118,11 +129,18 @@ FfnArch moe_ffn(const MoeLayerConfig& c) {
 }
 
 void qwen_layers(const JsonFields& f, ModelArch& m, const AttentionArch& a, const FfnArch& sparse) {
-  const int64_t step = f.non_negative_or("decoder_sparse_step", 1);
+  const int64_t step = f.positive_or("decoder_sparse_step", 1);  // HF divides by it
   const std::vector<int64_t> mlp_only = f.integers_or_empty("mlp_only_layers");
+  const int64_t n = static_cast<int64_t>(m.layers.size());
+  for (const int64_t l : mlp_only) {
+    if (l < 0 || l >= n) {
+      f.fail("mlp_only_layers names layer " + std::to_string(l) + ", outside [0, num_hidden_layers=" +
+             std::to_string(n) + ")");
+    }
+  }
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const int64_t l = static_cast<int64_t>(i);
-    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), l) != mlp_only.end() || step == 0 || (l + 1) % step != 0;
+    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), l) != mlp_only.end() || (l + 1) % step != 0;
     m.layers[i].self_attn = a;
     m.layers[i].ffn = dense ? dense_ffn(f.positive("intermediate_size")) : sparse;
   }
@@ -161,6 +179,10 @@ ModelArch deepseek_model(const JsonFields& f, const ArchEntry& entry, int64_t fi
   }
   const int64_t first_dense = f.non_negative_or("first_k_dense_replace", first_k_dense_default);
   const int64_t freq = f.positive_or("moe_layer_freq", 1);
+  if (has_experts && first_dense >= static_cast<int64_t>(m.layers.size())) {
+    f.fail("first_k_dense_replace=" + std::to_string(first_dense) + " leaves no MoE layer in num_hidden_layers=" +
+           std::to_string(m.layers.size()));
+  }
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const int64_t l = static_cast<int64_t>(i);
     m.layers[i].self_attn = a;

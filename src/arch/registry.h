@@ -59,6 +59,9 @@ MoeLayerConfig moe_layer_of(const ArchEntry& entry, const JsonFields& f);
 
 // ---- distiller helpers -------------------------------------------------------------------
 
+// More layers than any model has: refused before a ModelArch of that many entries is built.
+constexpr int64_t kMaxLayers = 100000;
+
 // A GQA attention's class defaults. kv_heads, head_dim: absent key -> this (0 = the attention
 // heads / hidden / heads), null -> the derived values. bias: the class reads `attention_bias`
 // (a bias on q/k/v/o: Llama, Qwen3-MoE, OLMoE, GPT-OSS) with this default; unset = no such key.

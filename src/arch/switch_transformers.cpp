@@ -45,6 +45,10 @@ Stacks stacks(const JsonFields& f) {
   Stacks s;
   s.enc = f.positive("num_layers");
   s.dec = f.positive_or("num_decoder_layers", s.enc);
+  if (s.enc > kMaxLayers || s.dec > kMaxLayers) {
+    f.fail("num_layers=" + std::to_string(s.enc) + ", num_decoder_layers=" + std::to_string(s.dec) +
+           " is beyond any model (at most " + std::to_string(kMaxLayers) + " each)");
+  }
   s.sparse_enc = f.non_negative_or("num_sparse_encoder_layers", 3);
   s.sparse_dec = f.non_negative_or("num_sparse_decoder_layers", 3);
   if (s.sparse_enc > s.enc) {
