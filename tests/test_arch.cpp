@@ -282,3 +282,17 @@ TEST(ArchDistill, ImpossibleValuesAreRefused) {
   d["first_k_dense_replace"] = 4;
   EXPECT_NE(model_error(d).find("first_k_dense_replace=4 leaves no MoE layer"), std::string::npos) << model_error(d);
 }
+
+// A key read by no reader but two edits from one that is read is reported (a typo would
+// otherwise silently take the default).
+TEST(ArchDistill, LikelyTyposAreWarnedAbout) {
+  std::vector<std::string> seen;
+  const WarningHandler old = set_warning_handler([&](const std::string& m) { seen.push_back(m); });
+  json j = qwen("qwen3_moe");
+  j["norm_topk_prb"] = true;  // norm_topk_prob
+  j["torch_dtype"] = "bfloat16";  // an HF key no reader needs: not a typo of anything read
+  arch::layer_config_from_json(j);
+  set_warning_handler(old);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_NE(seen[0].find("key 'norm_topk_prb' is not read; did you mean 'norm_topk_prob'?"), std::string::npos) << seen[0];
+}

@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "moe/error.h"
 #include "moe/tensor.h"
+#include "util/json_file.h"
 #include "util/resources.h"
 
 using namespace moe;
@@ -69,4 +71,19 @@ TEST(Resources, OnlyRegularFilesOfBoundedSizeAreRead) {
   EXPECT_NE(error_of([&] { util::read_regular_file((dir / "missing").string(), "[data]", 9); }).find("cannot open"),
             std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST(Resources, JsonConfigsAreParsedStrictly) {
+  EXPECT_EQ(util::parse_json_strict(R"({"a": {"b": 1}, "c": [1, {"b": 2}]})", "[config]", "x.json")["c"][1]["b"], 2);
+  EXPECT_NE(error_of([] { util::parse_json_strict(R"({"a": 1, "b": 2, "a": 3})", "[config]", "x.json"); })
+                .find("[config] x.json: duplicate key 'a'"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { util::parse_json_strict(R"({"o": {"k": 1, "k": 1}})", "[config]", "x.json"); })
+                .find("duplicate key 'k'"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { util::parse_json_strict(std::string(100, '[') + std::string(100, ']'), "[config]", "x.json"); })
+                .find("nests deeper"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { util::parse_json_strict("{\"a\":", "[config]", "x.json"); }).find("not valid JSON"),
+            std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "util/json_file.h"
 #include "model_flags.h"
 #include "moe/error.h"
 #include "moe/trainer.h"
@@ -67,10 +68,7 @@ Run add_train(CLI::App& app) {
     }
     GptConfig model;
     if (!f->config.empty()) {
-      std::ifstream in(f->config);
-      if (!in) throw InvalidInput("[train] cannot read --config " + f->config);
-      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-      if (j.is_discarded()) throw InvalidInput("[train] --config " + f->config + " is not valid JSON");
+      const nlohmann::json j = util::read_json_file(f->config, "[train] --config");
       model = gpt_config_from_json(j.contains("model") ? j["model"] : j);
     } else {
       model = make_gpt_config(f->model);

@@ -2,6 +2,7 @@
 // name the offending field and value: "[estimate] --top_k=9 > --num_experts=8".
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -13,5 +14,12 @@ class InvalidInput : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
 };
+
+// Something worth telling the user that is not an error (a config key that looks like a typo).
+// The default handler prints "moe: warning: <message>" to stderr; a caller (a test, a server) can
+// install its own. Returns the previous handler.
+using WarningHandler = std::function<void(const std::string&)>;
+WarningHandler set_warning_handler(WarningHandler handler);
+void warn(const std::string& message);
 
 }  // namespace moe

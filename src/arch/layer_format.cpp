@@ -160,6 +160,7 @@ MoeLayerConfig layer_config_from_json(const json& j) {
   MoeLayerConfig c = moe_layer_of(*e, f);
   util::read_fields(engine_fields(), f, c);
   validate_layer(c);
+  f.warn_likely_typos();  // custom refuses unknown keys outright; HF configs carry many we do not read
   return c;
 }
 

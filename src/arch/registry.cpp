@@ -75,8 +75,10 @@ void check_moe_layers(const ModelArch& m) {
 
 ModelArch model_arch_from_hf_config(const nlohmann::json& config) {
   const ArchEntry& e = model_entry(config);
-  ModelArch m = e.distill(config_fields(config, e));
+  const JsonFields f = config_fields(config, e);
+  ModelArch m = e.distill(f);
   check_moe_layers(m);
+  f.warn_likely_typos();
   return m;
 }
 

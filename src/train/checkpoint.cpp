@@ -6,6 +6,7 @@
 #include <set>
 
 #include "moe/error.h"
+#include "util/json_file.h"
 
 namespace moe {
 
@@ -75,11 +76,7 @@ std::string hex64(uint64_t x) {
 json parse_metadata_json(const std::map<std::string, std::string>& meta, const char* key, const std::string& path) {
   const auto it = meta.find(key);
   if (it == meta.end()) fail(path, std::string("no \"") + key + "\" in the metadata");
-  try {
-    return json::parse(it->second);
-  } catch (const json::parse_error& e) {
-    fail(path, std::string("metadata \"") + key + "\" is not valid JSON: " + e.what());
-  }
+  return util::parse_json_strict(it->second, "[checkpoint] " + path + ":", std::string("metadata \"") + key + "\"");
 }
 
 void diff(const json& a, const json& b, const std::string& path, const std::set<std::string>& ignore,

@@ -1,6 +1,8 @@
 #include "util/json_fields.h"
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 #include "moe/error.h"
 
@@ -11,13 +13,50 @@ using nlohmann::json;
 JsonFields::JsonFields(const json& object, std::string prefix) : j_(object), prefix_(std::move(prefix)) {}
 
 bool JsonFields::has(std::string_view key) const {
+  asked_.emplace_back(key);
   auto it = j_.find(key);
   return it != j_.end() && !it->is_null();
 }
 
 bool JsonFields::is_null(std::string_view key) const {
+  asked_.emplace_back(key);
   auto it = j_.find(key);
   return it != j_.end() && it->is_null();
+}
+
+namespace {
+
+// Levenshtein distance, capped: anything above `cap` returns cap + 1.
+size_t edit_distance(const std::string& a, const std::string& b, size_t cap) {
+  if (a.size() > b.size() + cap || b.size() > a.size() + cap) return cap + 1;
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+void JsonFields::warn_likely_typos() const {
+  if (!j_.is_object()) return;
+  const std::set<std::string> asked(asked_.begin(), asked_.end());
+  for (const auto& [key, value] : j_.items()) {
+    (void)value;
+    if (asked.count(key) || key.size() < 4) continue;
+    std::string best;
+    size_t best_d = 3;
+    for (const std::string& a : asked) {
+      const size_t d = edit_distance(key, a, 2);
+      if (d < best_d && !j_.contains(a)) best_d = d, best = a;
+    }
+    if (!best.empty()) warn(prefix_ + "key '" + key + "' is not read; did you mean '" + best + "'?");
+  }
 }
 
 void JsonFields::fail(const std::string& what) const { throw InvalidInput(prefix_ + what); }

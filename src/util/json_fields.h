@@ -67,6 +67,11 @@ class JsonFields {
   JsonFields object(std::string_view key, std::string sub_prefix, const char* what = "an object") const;
   // Every key must be one of `known` ("unknown key 'x'"; `noun` "field" for RouterConfig).
   void only(const std::vector<std::string>& known, const char* noun = "key") const;
+  // Formats with keys of their own (Hugging Face configs carry many a reader has no use for): a
+  // key never looked at whose name is within two edits of one that was is most likely a typo;
+  // each is reported through moe::warn ("key 'num_experts_per_tokn' is not read; did you mean
+  // 'num_experts_per_tok'?").
+  void warn_likely_typos() const;
 
  private:
   const nlohmann::json& at(std::string_view key) const;
@@ -76,6 +81,7 @@ class JsonFields {
 
   const nlohmann::json& j_;
   std::string prefix_;
+  mutable std::vector<std::string> asked_;  // every key a reader looked up
 };
 
 template <class Enum, class Spellings = std::initializer_list<Spelling<Enum>>>
