@@ -78,6 +78,13 @@ ModelArch model_arch_from_hf_config(const nlohmann::json& config) {
   const JsonFields f = config_fields(config, e);
   ModelArch m = e.distill(f);
   check_moe_layers(m);
+  if (e.moe_layer && !f.is_null("n_routed_experts")) {  // what HF would fail on later (groups that do not divide the experts)
+    try {
+      validate_layer(moe_layer_of(e, f));
+    } catch (const InvalidInput& ex) {
+      f.fail(ex.what());
+    }
+  }
   f.warn_likely_typos();
   return m;
 }
