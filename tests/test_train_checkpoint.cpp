@@ -188,6 +188,33 @@ TEST(Checkpoint, CorruptedDataFailsTheChecksum) {
   fs::remove_all(dir);
 }
 
+// The checksum covers the metadata as well: an edited train state or config (same length, so
+// the file still parses) is refused. A format-1 file (tensors-only checksum) still loads.
+TEST(Checkpoint, EditedMetadataFailsTheChecksum) {
+  const fs::path dir = fresh_dir("edited");
+  const State s(4);
+  const fs::path good = dir / "good.safetensors";
+  moe::save_checkpoint(good.string(), kConfig, s.all(), json{{"step", 50}});
+  const std::string bytes = slurp(good);
+  const fs::path bad = dir / "bad.safetensors";
+  // Step 50 -> 58 in the train state, 8 -> 9 in the model config: same length, still parses.
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"\\\"step\\\":50", "\\\"step\\\":58"},
+                                 {"\\\"d_model\\\":8", "\\\"d_model\\\":9"}}) {
+    const size_t at = bytes.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    std::string edited = bytes;
+    edited.replace(at, from.size(), to);
+    spit(bad, edited);
+    const std::string what = invalid_message([&] { moe::load_checkpoint(bad.string()); });
+    EXPECT_NE(what.find("checksum mismatch"), std::string::npos) << from << ": " << what;
+  }
+  fs::remove_all(dir);
+  // A format-1 checkpoint (written before the metadata was covered) loads and verifies.
+  const moe::Checkpoint v1 = moe::load_checkpoint(std::string(MOE_SOURCE_DIR) + "/tests/data/checkpoint_v1.safetensors");
+  EXPECT_EQ(v1.train_state.at("step"), 2);
+  EXPECT_FALSE(v1.tensors.empty());
+}
+
 TEST(Checkpoint, RestoreNamesTheFirstMismatchAndWritesNothing) {
   const fs::path dir = fresh_dir("restore");
   const State s(5);

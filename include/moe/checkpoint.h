@@ -1,9 +1,10 @@
 // Training checkpoints: ONE safetensors file holding the parameters and the optimizer state as
 // tensors, and in its __metadata__ (strings):
-//   "moe.format"      "moe.cpp checkpoint 1"
+//   "moe.format"      "moe.cpp checkpoint 2"
 //   "moe.config"      the model/run config JSON (what must match to resume)
 //   "moe.train_state" step, rng and batcher states, lr, ... (JSON, as the trainer writes it)
-//   "moe.checksum"    a 64-bit hash (hex) of every tensor's name, dtype, shape and bytes
+//   "moe.checksum"    a 64-bit hash (hex) of every tensor's name, dtype, shape and bytes and of
+//                     every other metadata entry (format 1 files, tensors only, still load)
 // One file means one atomic rename (write_file_atomic): a crash, a full disk or a failed write
 // leaves the previous checkpoint intact, and config, state and weights can never disagree.
 // The file reads as plain safetensors anywhere (Python, other tools).

@@ -15,7 +15,10 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-constexpr const char* kFormat = "moe.cpp checkpoint 1";
+// Format 2: the checksum covers the metadata too (config, train state). Format 1 files (tensors
+// only) still load.
+constexpr const char* kFormat = "moe.cpp checkpoint 2";
+constexpr const char* kFormatV1 = "moe.cpp checkpoint 1";
 constexpr const char* kKeyFormat = "moe.format";
 constexpr const char* kKeyConfig = "moe.config";
 constexpr const char* kKeyState = "moe.train_state";
@@ -63,6 +66,18 @@ uint64_t checksum(std::vector<std::pair<std::string, TensorView>> tensors) {
     const std::string head = name + '\0' + dtype_name(t.dtype()) + shape_str(t.shape());
     h = round64(h, hash_bytes(head.data(), head.size(), h));
     h = round64(h, hash_bytes(t.data(), t.nbytes(), h));
+  }
+  return avalanche(h);
+}
+
+// Format 2: the tensors' checksum, then every metadata entry but the checksum itself, in key order.
+uint64_t checksum_v2(const std::vector<std::pair<std::string, TensorView>>& tensors,
+                     const std::map<std::string, std::string>& meta) {
+  uint64_t h = checksum(tensors);
+  for (const auto& [key, value] : meta) {
+    if (key == "moe.checksum") continue;
+    const std::string entry = key + '\0' + value;
+    h = round64(h, hash_bytes(entry.data(), entry.size(), h));
   }
   return avalanche(h);
 }
@@ -131,7 +146,7 @@ void save_checkpoint(const std::string& path, const json& config, const NamedTen
   meta[kKeyFormat] = kFormat;
   meta[kKeyConfig] = config.dump();
   meta[kKeyState] = train_state.dump();
-  meta[kKeyChecksum] = hex64(checksum(ordered));
+  meta[kKeyChecksum] = hex64(checksum_v2(ordered, meta));
   try {
     write_safetensors(file, ordered, meta);
   } catch (const InvalidInput& e) {  // bad names: nothing was written
@@ -153,7 +168,9 @@ Checkpoint load_checkpoint(const std::string& path) {
   const auto& meta = file->metadata();
   const auto fmt = meta.find(kKeyFormat);
   if (fmt == meta.end()) fail(ck.path, "a safetensors file, but not a moe.cpp checkpoint (no \"moe.format\" metadata)");
-  if (fmt->second != kFormat) fail(ck.path, "format \"" + fmt->second + "\", expected \"" + kFormat + "\"");
+  if (fmt->second != kFormat && fmt->second != kFormatV1) {
+    fail(ck.path, "format \"" + fmt->second + "\", expected \"" + kFormat + "\"");
+  }
   ck.config = parse_metadata_json(meta, kKeyConfig, ck.path);
   ck.train_state = parse_metadata_json(meta, kKeyState, ck.path);
   const auto sum = meta.find(kKeyChecksum);
@@ -164,10 +181,11 @@ Checkpoint load_checkpoint(const std::string& path) {
     views.emplace_back(name, t.view());
     ck.tensors.emplace(name, std::move(t));
   }
-  const std::string actual = hex64(checksum(views));
+  const bool v1 = fmt->second == kFormatV1;
+  const std::string actual = hex64(v1 ? checksum(views) : checksum_v2(views, meta));
   if (actual != sum->second) {
-    fail(ck.path, "checksum mismatch (stored " + sum->second + ", data hashes to " + actual +
-                      "): the file is corrupted");
+    fail(ck.path, "checksum mismatch (stored " + sum->second + ", the file hashes to " + actual +
+                      "): the file is corrupted or was edited");
   }
   return ck;
 }
