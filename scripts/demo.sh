@@ -32,7 +32,7 @@ echo; echo "== 1. corpus: en/de/es/it fortunes and C headers, labelled by domain
 
 for e in $experiments; do
   echo; echo "== 2. experiment $e"
-  "$moe" experiment "$e" --data "$out/data" --out "$out/experiments" --steps "$steps" ${extra[@]+"${extra[@]}"}
+  "$moe" experiment "$e" --data "$out/data" --out "$out/experiments" --steps "$steps" --overwrite ${extra[@]+"${extra[@]}"}
 done
 
 ck="$out/experiments/dense-vs-moe/moe/checkpoint.safetensors"

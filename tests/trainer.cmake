@@ -4,3 +4,7 @@ add_test(NAME train_cli
 set_tests_properties(train_cli PROPERTIES TIMEOUT 600)
 moe_add_gtest(test_sampling)
 moe_add_gtest(test_corpus)
+# Runs kept safe: --overwrite, finished runs, --resume_changes, crash leftovers, SIGHUP, --ckpt_minutes.
+add_test(NAME train_runs
+         COMMAND ${MOE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_train_runs.py $<TARGET_FILE:moe_cli>)
+set_tests_properties(train_runs PROPERTIES TIMEOUT 300)

@@ -49,11 +49,20 @@ Run add_train(CLI::App& app) {
   c->add_option("--eval_every", o.eval_every, "Validation every n updates (0 = at the end)")->capture_default_str();
   c->add_option("--eval_windows", o.eval_windows, "Validation sequences per evaluation (0 = all)")->capture_default_str();
   c->add_option("--val_fraction", o.val_fraction, "Tail of the corpus held out for validation")->capture_default_str();
-  c->add_option("--ckpt_every", o.ckpt_every, "Checkpoint every n updates (0 = at the end and on Ctrl-C)")->capture_default_str();
+  c->add_option("--ckpt_every", o.ckpt_every, "Checkpoint every n updates (0 = off)")->capture_default_str();
+  c->add_option("--ckpt_minutes", o.ckpt_minutes,
+                "Checkpoint whenever this many minutes passed since the last one (0 = off); always at the end and "
+                "on Ctrl-C, SIGTERM or SIGHUP")
+      ->capture_default_str();
   c->add_option("--bias_update_rate", o.bias_update_rate, "Aux-loss-free bias update rate (sigmoid router)")->capture_default_str();
   c->add_option("--seed", o.seed, "Seed for weights, batches and router noise")->capture_default_str();
   c->add_option("--threads", o.threads, "Threads (0 = all)")->capture_default_str();
   c->add_flag("--resume", o.resume, "Continue from --out's checkpoint (bit-exact)");
+  c->add_flag("--overwrite", o.overwrite, "Replace a run already in --out (without it, or --resume, that is an error)");
+  c->add_option("--resume_changes", o.resume_changes,
+                "With --resume: settings this run may change from the checkpoint's (steps, lr, min_lr, warmup, "
+                "weight_decay, beta1, beta2, eps, clip, bias_update_rate, bias_update_mean_center)")
+      ->delimiter(',');
   c->add_flag("!--no_progress", o.progress, "No progress line");
   return [f, c]() -> int {
     if (!c->parsed()) return 0;
@@ -77,9 +86,27 @@ Run add_train(CLI::App& app) {
                  static_cast<long long>(gpt_param_count(model, false)), static_cast<long long>(gpt_param_count(model, true)),
                  model.has_moe() ? "MoE" : "dense");
     const TrainSummary s = train_gpt(model, o);
-    std::printf("%s %lld steps in %.1f s (%.0f tokens/s); train loss %.4f; validation %.4f nats = %.4f bits per byte\n",
-                s.interrupted ? "interrupted after" : "trained", static_cast<long long>(s.step), s.seconds, s.tokens_per_s,
-                s.train_loss, s.val_ce, s.val_bpb);
+    for (const std::string& change : s.changes) std::fprintf(stderr, "resume: %s\n", change.c_str());
+    auto num = [](double v, const char* fmt) {
+      if (!(v > 0) || !std::isfinite(v)) return std::string("n/a");
+      char b[32];
+      std::snprintf(b, sizeof b, fmt, v);
+      return std::string(b);
+    };
+    if (s.already_done) {
+      std::printf("the run in %s is complete at step %lld of --steps %lld: nothing to train (raise --steps and pass "
+                  "--resume_changes steps to continue); train loss %s; validation %s nats = %s bits per byte\n",
+                  o.out_dir.c_str(), static_cast<long long>(s.step), static_cast<long long>(o.steps),
+                  num(s.train_loss, "%.4f").c_str(), num(s.val_ce, "%.4f").c_str(), num(s.val_bpb, "%.4f").c_str());
+    } else {
+      const std::string span = s.first_step > 0 ? " (steps " + std::to_string(s.first_step + 1) + "-" +
+                                                      std::to_string(s.step) + " of the run)"
+                                                : "";
+      std::printf("%s %lld steps%s in %.1f s (%s tokens/s); train loss %s; validation %s nats = %s bits per byte\n",
+                  s.interrupted ? "interrupted after" : "trained", static_cast<long long>(s.step - s.first_step),
+                  span.c_str(), s.seconds, num(s.tokens_per_s, "%.0f").c_str(), num(s.train_loss, "%.4f").c_str(),
+                  num(s.val_ce, "%.4f").c_str(), num(s.val_bpb, "%.4f").c_str());
+    }
     std::printf("checkpoint: %s\nmetrics: %s/metrics.jsonl, plots: %s/loss.svg%s\n", s.checkpoint.c_str(), o.out_dir.c_str(),
                 o.out_dir.c_str(), model.has_moe() ? (", " + o.out_dir + "/load.svg").c_str() : "");
     return s.interrupted ? 130 : 0;

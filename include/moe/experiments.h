@@ -31,6 +31,7 @@ struct ExperimentOptions {
   int threads = 0;
   bool progress = true;
   bool resume = false;                   // reuse finished runs (same config) instead of retraining
+  bool overwrite = false;                // retrain runs already in out_dir (without: refused)
 };
 
 const std::vector<std::string>& experiment_names();

@@ -1,4 +1,4 @@
-// Ctrl-C / SIGTERM during a long job: the first signal only sets a flag that the job polls
+// Ctrl-C / SIGTERM / SIGHUP during a long job: the first signal only sets a flag that the job polls
 // (interrupted()) to save a checkpoint and exit cleanly; a second one (either kind) restores the
 // default action for it and re-raises it, so a user can always force-quit at once.
 #pragma once
@@ -7,7 +7,7 @@
 
 namespace moe {
 
-// While alive, SIGINT and SIGTERM set the flag; the destructor restores the previous handlers.
+// While alive, SIGINT, SIGTERM and SIGHUP set the flag; the destructor restores the previous handlers.
 // Constructing one clears the flag. Guards must be destroyed in reverse order of construction.
 class InterruptGuard {
  public:
@@ -22,7 +22,7 @@ class InterruptGuard {
 };
 
 bool interrupted();
-int interrupt_signal();  // the signal that set the flag (SIGINT or SIGTERM), 0 if none
+int interrupt_signal();  // the signal that set the flag (SIGINT, SIGTERM or SIGHUP), 0 if none
 void clear_interrupt();
 
 }  // namespace moe

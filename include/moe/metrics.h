@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -34,5 +35,8 @@ class MetricsWriter {
 // checkpoint are not duplicated. Lines without a "step" are kept. A missing file is fine.
 // Returns the number of lines dropped.
 int64_t trim_metrics_after(const std::string& path, int64_t step);
+
+// Every record of a metrics file (a torn or malformed line is skipped); empty if the file is missing.
+std::vector<nlohmann::json> read_metrics(const std::string& path);
 
 }  // namespace moe

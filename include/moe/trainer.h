@@ -37,29 +37,40 @@ struct TrainOptions {
   double clip = 1.0;               // global gradient-norm clip; 0 = none
   int64_t eval_every = 50;         // validation every n updates (and after the last); 0 = last only
   int64_t eval_windows = 64;       // validation windows per evaluation (0 = the whole split)
-  int64_t ckpt_every = 0;          // checkpoint every n updates; 0 = at the end (and on Ctrl-C)
+  int64_t ckpt_every = 0;          // checkpoint every n updates (0 = off)
+  double ckpt_minutes = 10;        // ... and whenever this many minutes passed since the last one (0 = off);
+                                   // always at the end and on Ctrl-C / SIGTERM / SIGHUP
   double bias_update_rate = 0;     // DeepSeek aux-loss-free γ for layers with a selection bias
   bool bias_update_mean_center = false;
   uint64_t seed = 1;               // weights, batches, router noise
   int threads = 0;                 // 0 = OpenMP default
   bool resume = false;             // continue from out_dir/checkpoint.safetensors if present
+  bool overwrite = false;          // replace a run already in out_dir (without: refused)
+  // Settings a resume may change (keys of the run config's "optim" section, e.g. "steps",
+  // "lr"); any other difference from the checkpoint's run is refused. Each change is reported.
+  std::vector<std::string> resume_changes;
   bool progress = true;            // progress line on stderr
   bool plots = true;               // loss.svg / load.svg at the end
 };
 
 struct TrainSummary {
-  int64_t step = 0;                // updates done
+  int64_t first_step = 0;          // the step this invocation started from (resumed runs: > 0)
+  int64_t step = 0;                // updates done (the whole run)
   double train_loss = 0;           // last step's total loss
   double val_ce = 0;               // last validation: mean cross-entropy (nats per byte)
   double val_bpb = 0;              // ... in bits per byte
-  double tokens_per_s = 0;         // training throughput over this run
-  double seconds = 0;              // wall time of this run
+  double tokens_per_s = 0;         // training throughput of this invocation
+  double seconds = 0;              // wall time of this invocation
+  bool already_done = false;       // resumed a run that had reached --steps: nothing trained
+  std::vector<std::string> changes;  // settings a resume changed ("lr: 0.003 -> 0.001")
   bool interrupted = false;        // stopped by Ctrl-C / SIGTERM (a checkpoint was saved)
   bool resumed = false;
   std::string checkpoint;          // the checkpoint written last
 };
 
-// The config that must match to resume: the model, the data and the batch shape, the seed.
+// The config that must match to resume: the model, the data (canonical paths) and the batch
+// shape, the seed, and the optimisation settings ("optim": steps, lr, min_lr, warmup, AdamW,
+// clip, bias update), which a resume may change only when listed in resume_changes.
 nlohmann::json train_run_config(const GptConfig& model, const TrainOptions& opt);
 
 // Runs (or resumes) a training run. `on_record` (optional) sees every metrics record as written.

@@ -12,6 +12,7 @@
 
 #include "moe/atomic_file.h"
 #include "moe/corpus.h"
+#include "moe/metrics.h"
 #include "moe/error.h"
 #include "moe/gpt_presets.h"
 #include "moe/sampling.h"
@@ -137,17 +138,6 @@ std::vector<RunSpec> runs_of(const std::string& name, const ExperimentOptions& o
     throw InvalidInput("[experiment] unknown experiment '" + name + "' (one of: " + known + ")");
   }
   return r;
-}
-
-std::vector<json> read_metrics(const std::string& path) {
-  std::vector<json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_discarded()) out.push_back(std::move(j));
-  }
-  return out;
 }
 
 // Final figures of a run from its metrics: validation, speed, and the late-training averages of
@@ -308,6 +298,7 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
     t.threads = o.threads;
     t.progress = o.progress;
     t.resume = o.resume;
+    t.overwrite = o.overwrite;
     if (o.progress)
       std::fprintf(stderr, "[%s %zu/%zu] %s: %lld parameters (%lld active)\n", name.c_str(), i + 1, runs.size(),
                    rs.label.c_str(), static_cast<long long>(gpt_param_count(model, false)),

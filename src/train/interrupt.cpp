@@ -24,6 +24,7 @@ extern "C" void on_signal(int sig) {
 struct InterruptGuard::Saved {
   struct sigaction int_action {};
   struct sigaction term_action {};
+  struct sigaction hup_action {};
 };
 
 InterruptGuard::InterruptGuard() : saved_(std::make_unique<Saved>()) {
@@ -34,11 +35,13 @@ InterruptGuard::InterruptGuard() : saved_(std::make_unique<Saved>()) {
   sa.sa_flags = SA_RESTART;  // a read() interrupted by Ctrl-C resumes; the job polls the flag
   sigaction(SIGINT, &sa, &saved_->int_action);
   sigaction(SIGTERM, &sa, &saved_->term_action);
+  sigaction(SIGHUP, &sa, &saved_->hup_action);  // a closed terminal: save and stop, like SIGTERM
 }
 
 InterruptGuard::~InterruptGuard() {
   sigaction(SIGINT, &saved_->int_action, nullptr);
   sigaction(SIGTERM, &saved_->term_action, nullptr);
+  sigaction(SIGHUP, &saved_->hup_action, nullptr);
 }
 
 bool interrupted() { return g_signal.load() != 0; }

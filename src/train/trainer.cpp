@@ -74,7 +74,67 @@ void check_options(const GptConfig& model, const TrainOptions& o) {
   if (!(o.clip >= 0)) bad("--clip must be >= 0");
   if (!(o.val_fraction > 0 && o.val_fraction < 1)) bad("--val_fraction must be in (0, 1)");
   if (o.eval_every < 0 || o.ckpt_every < 0 || o.eval_windows < 0) bad("--eval_every/--ckpt_every/--eval_windows must be >= 0");
-  if (!(o.bias_update_rate >= 0)) bad("--bias_update_rate must be >= 0");
+  if (!(o.ckpt_minutes >= 0) || !std::isfinite(o.ckpt_minutes)) bad("--ckpt_minutes must be a number >= 0");
+  if (!(o.bias_update_rate >= 0) || !std::isfinite(o.bias_update_rate)) bad("--bias_update_rate must be a number >= 0");
+  if (o.bias_update_rate > 0) {
+    bool any_bias = model.has_moe() && model.moe.router.selection_bias;
+    if (!any_bias) bad("--bias_update_rate needs a router with a selection bias (--router sigmoid); this model has none");
+  }
+  for (const double v : {o.lr, o.min_lr, o.clip, o.adam.weight_decay, o.adam.beta1, o.adam.beta2, o.adam.eps}) {
+    if (!std::isfinite(v)) bad("learning rates, --clip, --weight_decay and the betas must be finite numbers");
+  }
+  if (o.adam.weight_decay < 0) bad("--weight_decay must be >= 0");
+  if (!(o.adam.beta1 >= 0 && o.adam.beta1 < 1) || !(o.adam.beta2 >= 0 && o.adam.beta2 < 1)) {
+    bad("--beta1 and --beta2 must be in [0, 1)");
+  }
+}
+
+// Files a crash left behind: write_file_atomic's "<name>.tmp.XXXXXX" in the run directory (a
+// kill -9 during a checkpoint leaves one the size of the checkpoint).
+void remove_stale_temp_files(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t at = name.rfind(".tmp.");
+    if (at == std::string::npos || at == 0 || name.size() != at + 11 || !entry.is_regular_file(ec)) continue;
+    fs::remove(entry.path(), ec);
+  }
+}
+
+// The checkpoint's run and this one: equal but for the listed "optim" settings, each reported.
+std::vector<std::string> check_resume(const json& ck_config, const json& run, const TrainOptions& o,
+                                      const std::string& origin) {
+  std::vector<std::string> ignore, changes;
+  for (const std::string& k : o.resume_changes) {
+    if (!run.at("optim").contains(k)) {
+      std::string known;
+      for (const auto& [name, v] : run.at("optim").items()) known += (known.empty() ? "" : ", ") + name, (void)v;
+      throw InvalidInput("[train] --resume_changes: '" + k + "' is not one of: " + known);
+    }
+    ignore.push_back("optim." + k);
+  }
+  json old = ck_config;
+  if (!old.contains("optim")) old["optim"] = run.at("optim");  // a checkpoint from before the optim section
+  if (const auto d = first_config_difference(old, run, ignore)) {
+    const bool optim = d->key.rfind("optim.", 0) == 0;
+    throw InvalidInput("[train] " + origin + ": the checkpoint's run differs from this one at " + d->key +
+                       ": checkpoint has " + d->a + ", this run has " + d->b +
+                       (optim ? " (to change it on resume: --resume_changes " + d->key.substr(6) + ")" : ""));
+  }
+  for (const std::string& k : o.resume_changes) {
+    if (old["optim"].contains(k) && old["optim"][k] != run["optim"][k]) {
+      changes.push_back(k + ": " + old["optim"][k].dump() + " -> " + run["optim"][k].dump());
+    }
+  }
+  return changes;
+}
+
+// A path as the run config records it: canonical, so ./data.txt and its absolute path agree.
+std::string canonical_path(const std::string& p) {
+  if (p.empty()) return p;
+  std::error_code ec;
+  const fs::path c = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  return ec ? p : c.string();
 }
 
 // Trainable parameters and their gradients, in visiting order.
@@ -146,7 +206,19 @@ void write_plots(const std::string& dir, const std::string& metrics_path) {
 
 json train_run_config(const GptConfig& model, const TrainOptions& o) {
   return {{"model", gpt_config_to_json(model)},
-          {"data", {{"path", o.data}, {"val_path", o.val_data}, {"val_fraction", o.val_fraction}}},
+          {"data", {{"path", canonical_path(o.data)}, {"val_path", canonical_path(o.val_data)}, {"val_fraction", o.val_fraction}}},
+          {"optim",
+           {{"steps", o.steps},
+            {"lr", o.lr},
+            {"min_lr", o.min_lr},
+            {"warmup", o.warmup},
+            {"weight_decay", o.adam.weight_decay},
+            {"beta1", o.adam.beta1},
+            {"beta2", o.adam.beta2},
+            {"eps", o.adam.eps},
+            {"clip", o.clip},
+            {"bias_update_rate", o.bias_update_rate},
+            {"bias_update_mean_center", o.bias_update_mean_center}}},
           {"batch",
            {{"batch", o.batch.batch},
             {"seq_len", o.batch.seq_len},
@@ -221,9 +293,20 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
   Batcher batcher(split.train, o.batch, o.seed * 0x9E3779B97F4A7C15ULL + 1);
   Rng noise_rng(o.seed + 0x5EED);
 
-  fs::create_directories(o.out_dir);
   const std::string ckpt_path = o.out_dir + "/checkpoint.safetensors";
   const std::string metrics_path = o.out_dir + "/metrics.jsonl";
+  std::error_code ec;
+  if (!o.resume && !o.overwrite && (fs::exists(ckpt_path, ec) || fs::exists(metrics_path, ec))) {
+    throw InvalidInput("[train] " + o.out_dir + " holds a run already (" +
+                       (fs::exists(ckpt_path, ec) ? "checkpoint.safetensors" : "metrics.jsonl") +
+                       "): --resume continues it, --overwrite replaces it");
+  }
+  try {
+    fs::create_directories(o.out_dir);
+  } catch (const fs::filesystem_error& e) {
+    throw InvalidInput("[train] --out " + o.out_dir + ": cannot create the directory (" + e.code().message() + ")");
+  }
+  remove_stale_temp_files(o.out_dir);
   const json run_config = train_run_config(model, o);
   NamedTensors state = all_tensors(weights);
   for (auto& t : adam.state_tensors()) state.push_back(t);
@@ -233,7 +316,7 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
   int64_t step = 0;
   if (o.resume && fs::exists(ckpt_path)) {
     Checkpoint ck = load_checkpoint(ckpt_path);
-    check_config_matches(ck.config, run_config, ck.path);
+    sum.changes = check_resume(ck.config, run_config, o, ck.path);
     restore_into(state, ck.tensors, ck.path);
     const json& ts = ck.train_state;
     step = ts.at("step").get<int64_t>();
@@ -266,6 +349,22 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
 
   MetricsWriter metrics(metrics_path, sum.resumed);
   InterruptGuard guard;
+  sum.first_step = step;
+  if (step >= o.steps) {  // a finished run: nothing to train, report where it stands
+    sum.already_done = true;
+    sum.step = step;
+    sum.checkpoint = ckpt_path;
+    sum.seconds = now_s() - t_start;
+    const std::vector<json> done = read_metrics(metrics_path);
+    for (auto it = done.rbegin(); it != done.rend(); ++it) {
+      if (sum.train_loss == 0 && it->contains("loss")) sum.train_loss = (*it)["loss"].get<double>();
+      if (!(sum.val_ce > 0) && it->contains("val_loss")) {
+        sum.val_ce = (*it)["val_loss"].get<double>();
+        sum.val_bpb = sum.val_ce / std::log(2.0);
+      }
+    }
+    return sum;
+  }
   ProgressOptions popt;
   popt.first_step = step;
   std::unique_ptr<Progress> progress;
@@ -274,7 +373,7 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
   Batch batch;
   const int64_t tokens_per_update = o.batch.batch * o.batch.seq_len * o.grad_accum;
   const int64_t first = step;
-  double last_val = NAN;
+  double last_val = NAN, last_save = now_s();
   std::string last_load;
   while (step < o.steps) {
     const double t0 = now_s();
@@ -371,7 +470,12 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
       if (!last_load.empty()) f.push_back({"load max/mean", last_load});
       progress->update(step, f);
     }
-    if (o.ckpt_every > 0 && step % o.ckpt_every == 0 && step < o.steps) save(step);
+    const bool every = o.ckpt_every > 0 && step % o.ckpt_every == 0;
+    const bool minutes = o.ckpt_minutes > 0 && now_s() - last_save >= 60 * o.ckpt_minutes;
+    if ((every || minutes) && step < o.steps) {
+      save(step);
+      last_save = now_s();
+    }
     if (interrupted()) {
       sum.interrupted = true;
       break;
@@ -382,6 +486,7 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
   if (o.plots) write_plots(o.out_dir, metrics_path);
   sum.step = step;
   sum.seconds = now_s() - t_start;
+  if (!std::isfinite(last_val)) last_val = evaluate_gpt(model, weights, split.val, o.batch, o.eval_windows, o.seed);
   sum.tokens_per_s = static_cast<double>((step - first) * tokens_per_update) / std::max(sum.seconds, 1e-9);
   if (std::isfinite(last_val)) {
     sum.val_ce = last_val;
