@@ -8,3 +8,7 @@ moe_add_gtest(test_corpus)
 add_test(NAME train_runs
          COMMAND ${MOE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_train_runs.py $<TARGET_FILE:moe_cli>)
 set_tests_properties(train_runs PROPERTIES TIMEOUT 300)
+# The command line as a whole (typos named, paths) and `moe eval` against training's validation loss.
+add_test(NAME cli
+         COMMAND ${MOE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli.py $<TARGET_FILE:moe_cli>)
+set_tests_properties(cli PROPERTIES TIMEOUT 300)

@@ -33,7 +33,7 @@ Run add_experiment(CLI::App& app) {
   c->add_option("--threads", o->threads, "Threads (0 = all)")->capture_default_str();
   c->add_flag("--resume", o->resume, "Continue / reuse runs already in --out");
   c->add_flag("--overwrite", o->overwrite, "Retrain runs already in --out from scratch");
-  c->add_flag("!--no_progress", o->progress, "No progress lines");
+  c->add_flag_callback("--no_progress", [&v = o->progress] { v = false; }, "No progress lines");
   return [o, name, c]() -> int {
     if (!c->parsed()) return 0;
     std::vector<std::string> todo;

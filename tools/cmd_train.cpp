@@ -63,7 +63,7 @@ Run add_train(CLI::App& app) {
                 "With --resume: settings this run may change from the checkpoint's (steps, lr, min_lr, warmup, "
                 "weight_decay, beta1, beta2, eps, clip, bias_update_rate, bias_update_mean_center)")
       ->delimiter(',');
-  c->add_flag("!--no_progress", o.progress, "No progress line");
+  c->add_flag_callback("--no_progress", [&v = o.progress] { v = false; }, "No progress line");
   return [f, c]() -> int {
     if (!c->parsed()) return 0;
     TrainOptions& o = f->opt;

@@ -25,7 +25,7 @@ inline void add_model_flags(CLI::App* c, GptPreset& p) {
   c->add_option("--num_experts", p.n_experts, "Experts per MoE layer (0 = dense model)")->capture_default_str();
   c->add_option("--top_k,--num_experts_per_tok", p.top_k, "Experts per token")->capture_default_str();
   c->add_option("--router", p.router, "softmax, switch, noisy, sigmoid, expert_choice, soft")->capture_default_str();
-  c->add_flag("!--no_renorm", p.renorm, "softmax/noisy: do not renormalise the top-k weights (Qwen style)");
+  c->add_flag_callback("--no_renorm", [&v = p.renorm] { v = false; }, "softmax/noisy: do not renormalise the top-k weights (Qwen style)");
   c->add_option("--shared_hidden", p.shared_hidden, "Shared expert width (0 = none)")->capture_default_str();
   c->add_option("--capacity_factor", p.capacity_factor, "Token choice: 0 = dropless; expert_choice: capacity factor")->capture_default_str();
   c->add_option("--aux_coef", p.aux_coef, "Balance-loss coefficient")->capture_default_str();

@@ -15,6 +15,13 @@ class InvalidInput : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// A long job stopped by Ctrl-C / SIGTERM / SIGHUP after saving what it had; the CLI prints what()
+// (how to continue) and exits with status 130.
+class Interrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Something worth telling the user that is not an error (a config key that looks like a typo).
 // The default handler prints "moe: warning: <message>" to stderr; a caller (a test, a server) can
 // install its own. Returns the previous handler.

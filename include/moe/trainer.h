@@ -81,14 +81,17 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& opt,
                        const std::function<void(const nlohmann::json&)>& on_record = {});
 
 // Mean cross-entropy (nats per token) over up to `max_windows` validation windows of `tokens`.
+// `on_batch(windows done, windows in all)` is called after every batch (a progress line).
 double evaluate_gpt(const GptConfig& model, const GptWeights& weights, std::span<const int32_t> tokens,
-                    const BatchOptions& batch, int64_t max_windows, uint64_t mask_seed);
+                    const BatchOptions& batch, int64_t max_windows, uint64_t mask_seed,
+                    const std::function<void(int64_t, int64_t)>& on_batch = {});
 
 // Loads the model config and weights of a checkpoint (optimizer state ignored).
 struct LoadedModel {
   GptConfig config;
   GptWeights weights;
   nlohmann::json train_state;
+  nlohmann::json run_config;  // train_run_config of the run that wrote it (batch shape, objective, data)
 };
 LoadedModel load_gpt_checkpoint(const std::string& path);
 

@@ -230,8 +230,10 @@ json train_run_config(const GptConfig& model, const TrainOptions& o) {
 }
 
 double evaluate_gpt(const GptConfig& model, const GptWeights& weights, std::span<const int32_t> tokens,
-                    const BatchOptions& batch, int64_t max_windows, uint64_t mask_seed) {
+                    const BatchOptions& batch, int64_t max_windows, uint64_t mask_seed,
+                    const std::function<void(int64_t, int64_t)>& on_batch) {
   ValBatches val(tokens, batch, mask_seed);
+  const int64_t total = max_windows == 0 ? val.windows() : std::min(val.windows(), max_windows);
   GptActivations<float> acts;
   Batch b;
   double sum = 0;
@@ -243,6 +245,7 @@ double evaluate_gpt(const GptConfig& model, const GptWeights& weights, std::span
     sum += l.ce * static_cast<double>(l.n_counted);
     counted += l.n_counted;
     windows += rows;
+    if (on_batch) on_batch(windows, total);
   }
   return counted > 0 ? sum / static_cast<double>(counted) : 0.0;
 }
@@ -255,6 +258,7 @@ LoadedModel load_gpt_checkpoint(const std::string& path) {
   m.weights = make_gpt_weights(m.config, DType::f32);
   restore_into(all_tensors(m.weights), ck.tensors, ck.path, /*allow_unused=*/true);
   m.train_state = ck.train_state;
+  m.run_config = ck.config;
   return m;
 }
 

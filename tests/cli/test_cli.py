@@ -1,0 +1,143 @@
+"""The `moe` command line as a whole: a typo in a command or flag is named with the nearest known
+one (before any missing-flag complaint it caused), a bad path is a clear error with status 2, and
+`moe eval` reproduces the validation loss training recorded on the same windows.
+
+Usage: /usr/bin/python3 test_cli.py PATH_TO_moe
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+MOE = None
+MODEL = ["--emb_dim", "16", "--n_layers", "1", "--n_heads", "2", "--hidden_dim", "16", "--context", "32"]
+RUN = ["--batch", "2", "--seq", "16", "--eval_every", "0", "--threads", "1", "--no_progress"]
+
+
+def moe(*args, cwd=None):
+    return subprocess.run([MOE, *args], capture_output=True, text=True, cwd=cwd)
+
+
+def last_record(run):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        return json.loads(f.read().splitlines()[-1])
+
+
+class Typos(unittest.TestCase):
+    def test_unknown_command_names_the_nearest(self):
+        p = moe("trian", "--steps", "3")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown command 'trian'; did you mean train?", p.stderr)
+        self.assertIn("commands: estimate, layer, bench, train, eval", p.stderr)
+
+    def test_no_command_lists_them(self):
+        p = moe()
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("commands: estimate", p.stderr)
+
+    def test_unknown_flag_comes_before_missing_required(self):
+        # `moe train` requires --data; the typo is the real problem and is reported instead.
+        p = moe("train", "--top-k", "2", "--stpes=3")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown flag --top-k for `moe train`; did you mean --top_k?", p.stderr)
+        self.assertIn("unknown flag --stpes for `moe train`; did you mean --steps?", p.stderr)
+        self.assertNotIn("--data is required", p.stderr)
+
+    def test_far_off_flag_gets_no_guess(self):
+        p = moe("estimate", "--zzzzzzzz", "1")
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stderr, "moe: error: unknown flag --zzzzzzzz for `moe estimate`; "
+                                   "`moe estimate --help` lists the flags\n")
+
+    def test_nested_command_flags(self):
+        p = moe("bench", "layer", "--tokns", "4")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("for `moe layer`; did you mean --tokens?", p.stderr)
+
+    def test_known_flags_and_negative_values_pass_the_check(self):
+        p = moe("estimate", "--emb_dim", "64", "--hidden_dim", "128", "--num_experts", "4", "--top_k", "2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = moe("estimate", "--emb_dim", "-64")
+        self.assertEqual(p.returncode, 2)
+        self.assertNotIn("unknown flag", p.stderr)
+
+
+class Eval(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="moe_cli_")
+        cls.data = os.path.join(cls.tmp, "corpus.txt")
+        cls.val = os.path.join(cls.tmp, "val.txt")
+        with open(cls.data, "w") as f:
+            f.write("".join(f"line {i}: a quick brown fox jumps over the lazy dog.\n" for i in range(300)))
+        with open(cls.val, "w") as f:
+            f.write("".join(f"row {i}: pack my box with five dozen liquor jugs!\n" for i in range(40)))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def train(self, name, *extra):
+        out = os.path.join(self.tmp, name)
+        p = moe("train", "--data", self.data, "--val_data", self.val, "--out", out, "--steps", "3",
+                "--eval_windows", "5", *MODEL, *RUN, *extra)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return out
+
+    def evaluate(self, run, *extra):
+        p = moe("eval", "--checkpoint", run, "--data", self.val, "--batch", "2", "--max_windows", "5",
+                "--threads", "1", "--json", "--no_progress", *extra)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
+
+    def test_matches_training_validation(self):
+        for name, extra in [("dense", []), ("moe", ["--num_experts", "4", "--top_k", "2"]),
+                            ("masked", ["--objective", "masked", "--seed", "7"])]:
+            with self.subTest(name):
+                run = self.train(name, *extra)
+                want = last_record(run)["val_loss"]
+                got = self.evaluate(run)
+                self.assertAlmostEqual(got["loss_nats"], want, places=9)
+                self.assertAlmostEqual(got["bits_per_byte"], want / 0.6931471805599453, places=9)
+                self.assertEqual((got["windows"], got["seq"]), (5, 16))
+                if name == "masked":  # another mask seed masks other bytes: another loss
+                    self.assertNotAlmostEqual(self.evaluate(run, "--seed", "8")["loss_nats"], want, places=6)
+
+    def test_the_whole_file_and_the_text_line(self):
+        run = self.train("whole")
+        p = moe("eval", "--checkpoint", run, "--data", self.val, "--seq", "32", "--threads", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"nats = [0-9.]+ bits per byte over \d+ windows of 32 bytes")
+        self.assertIn("eval [", p.stderr)  # the progress line
+
+    def test_bad_input(self):
+        run = self.train("bad")
+        short = os.path.join(self.tmp, "short.txt")
+        with open(short, "w") as f:
+            f.write("tiny")
+        for args, want in [
+            (["--data", self.val, "--seq", "64"], "> the model's context 32"),
+            (["--data", short], "has 4 bytes; one window needs 17"),
+            (["--data", self.val, "--batch", "0"], "--batch >= 1"),
+            (["--data", os.path.join(self.tmp, "missing.txt")], "missing.txt"),
+        ]:
+            with self.subTest(want):
+                p = moe("eval", "--checkpoint", run, *args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(want, p.stderr)
+        p = moe("eval", "--checkpoint", os.path.join(self.tmp, "nowhere"), "--data", self.val)
+        self.assertEqual(p.returncode, 2, p.stderr)
+
+    def test_unwritable_out_is_a_clear_error(self):
+        p = moe("train", "--data", self.data, "--out", os.path.join(self.data, "run"), "--steps", "1", *MODEL, *RUN)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("Not a directory", p.stderr)
+        self.assertNotIn("terminate", p.stderr)
+
+
+if __name__ == "__main__":
+    MOE = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
