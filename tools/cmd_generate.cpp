@@ -73,6 +73,7 @@ Run add_generate(CLI::App& app) {
   return [f, c]() -> int {
     if (!c->parsed()) return 0;
     validate_sampling(f->sampling);
+    if (f->threads < 0) throw InvalidInput("[generate] --threads=" + std::to_string(f->threads) + " must be >= 0 (0 = all cores)");
     if (f->threads > 0) omp_set_num_threads(f->threads);
     if (f->checkpoint.empty() == !f->untrained) throw InvalidInput("[generate] give either --checkpoint or --untrained");
     if (f->max_new_tokens < 0) throw InvalidInput("[generate] --max_new_tokens must be >= 0");

@@ -1,5 +1,7 @@
 // The `moe` command: parses flags, calls the library, prints. No math here.
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -52,7 +54,24 @@ std::vector<std::string> subcommand_names(CLI::App* c) {
   return names;
 }
 
-// Before parsing: an unknown command or --flag, one line each, with the nearest known one. CLI11 would report
+// CLI11 (2.1) saturates an integer too big for its type and wraps a negative unsigned one:
+// "--steps 99999999999999999999" would train for 2^63-1 steps, "--seed -1" use 2^64-1.
+std::string out_of_range(const std::string& type, const std::string& value) {
+  if (type != "INT" && type != "UINT") return "";
+  const size_t digits = value.find_first_not_of("+-");
+  if (digits != std::string::npos && digits <= 1 && value.find_first_not_of("0123456789", digits) == std::string::npos) {
+    if (type == "UINT" && value[0] == '-') return "must be >= 0";
+    errno = 0;
+    char* end = nullptr;
+    if (type == "INT") (void)std::strtoll(value.c_str(), &end, 10);
+    else (void)std::strtoull(value.c_str(), &end, 10);
+    if (errno == ERANGE) return std::string("is out of range for a ") + (type == "INT" ? "64-bit" : "64-bit unsigned") + " integer";
+  }
+  return "";
+}
+
+// Before parsing: an unknown command or --flag, one line each, with the nearest known one, and
+// integers out of range. CLI11 would report
 // a missing required flag first, which hides the typo that caused it. "" if every word is known.
 std::string unknown_words(CLI::App& app, int argc, char** argv) {
   CLI::App* cmd = &app;
@@ -63,7 +82,17 @@ std::string unknown_words(CLI::App& app, int argc, char** argv) {
     if (arg.rfind("--", 0) == 0) {
       const std::string word = arg.substr(0, arg.find('='));
       const std::vector<std::string> known = long_flags(cmd);
-      if (std::find(known.begin(), known.end(), word) != known.end()) continue;
+      if (std::find(known.begin(), known.end(), word) != known.end()) {
+        const CLI::Option* o = cmd->get_option_no_throw(word);
+        if (!o || o->get_items_expected_min() == 0) continue;
+        const size_t eq = arg.find('=');
+        const bool inline_value = eq != std::string::npos;
+        if (!inline_value && i + 1 >= argc) continue;  // CLI11 reports the missing value
+        const std::string value = inline_value ? arg.substr(eq + 1) : std::string(argv[++i]);
+        if (const std::string e = out_of_range(o->get_type_name(), value); !e.empty())
+          out += "\nmoe: error: " + word + "=" + value + " " + e;
+        continue;
+      }
       const std::string hint = nearest(word, known);
       const std::string help = "`moe " + (cmd == &app ? std::string() : cmd->get_name() + " ") + "--help`";
       out += "\nmoe: error: unknown flag " + word + (cmd == &app ? "" : " for `moe " + cmd->get_name() + "`") +
@@ -113,7 +142,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // Like argparse: the problem on one line, exit status 2.
-    std::cerr << "moe: error: " << e.what() << "\n";
+    std::string what = e.what();
+    if (const size_t at = what.find(": At Most 1 required but received "); at != std::string::npos)
+      what = what.substr(0, at) + " is given " + what.substr(at + 34) + " times; give it once";
+    std::cerr << "moe: error: " << what << "\n";
     if (app.get_subcommands().empty())
       std::cerr << "moe: commands: " << CLI::detail::join(subcommand_names(&app), ", ") << "\n";
     return 2;

@@ -1,5 +1,8 @@
 #include "moe/gpt_presets.h"
 
+#include <cmath>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "moe/error.h"
@@ -10,6 +13,29 @@ namespace moe {
 GptConfig make_gpt_config(const GptPreset& p) {
   using json = nlohmann::json;
   auto bad = [](const std::string& m) { throw InvalidInput("[gpt] " + m); };
+  // Flags that only switch something on when positive must not turn a typo (-1, nan) into "off".
+  auto at_least = [&](const char* flag, int64_t v, int64_t lo) {
+    if (v < lo) bad(std::string(flag) + "=" + std::to_string(v) + " must be >= " + std::to_string(lo));
+  };
+  auto coefficient = [&](const char* flag, double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    if (!(v >= 0) || !std::isfinite(v)) bad(std::string(flag) + "=" + buf + " must be finite and >= 0");
+  };
+  at_least("--num_experts", p.n_experts, 0);
+  at_least("--n_kv_heads", p.n_kv_heads, 0);
+  at_least("--shared_hidden", p.shared_hidden, 0);
+  at_least("--first_dense", p.first_dense, 0);
+  at_least("--moe_every", p.moe_every, 1);
+  at_least("--soft_slots", p.soft_slots, 1);
+  coefficient("--capacity_factor", p.capacity_factor);
+  coefficient("--aux_coef", p.aux_coef);
+  coefficient("--z_coef", p.z_coef);
+  if (p.n_experts > 0 && p.router == "soft") {
+    if (p.capacity_factor > 0) bad("--capacity_factor does not apply to --router soft (it has --soft_slots)");
+    if (p.z_coef > 0) bad("--z_coef does not apply to --router soft (Soft MoE takes no router losses)");
+  }
+  if (p.n_experts == 0 && p.shared_hidden > 0) bad("--shared_hidden needs --num_experts > 0 (a dense model has no shared expert)");
   GptConfig c;
   c.vocab_size = p.vocab_size;
   c.context = p.context;

@@ -55,6 +55,7 @@ void check_options(const GptConfig& model, const TrainOptions& o) {
   if (o.data.empty()) bad("no corpus given (--data)");
   if (o.out_dir.empty()) bad("no output directory given (--out)");
   if (o.steps < 1) bad("--steps=" + std::to_string(o.steps) + " must be >= 1");
+  if (o.threads < 0) bad("--threads=" + std::to_string(o.threads) + " must be >= 0 (0 = all cores)");
   if (o.grad_accum < 1) bad("--grad_accum=" + std::to_string(o.grad_accum) + " must be >= 1");
   if (o.batch.batch < 1 || o.batch.seq_len < 1) bad("--batch and --seq must be >= 1");
   if (o.batch.seq_len > model.context)

@@ -65,6 +65,38 @@ class Typos(unittest.TestCase):
         self.assertNotIn("unknown flag", p.stderr)
 
 
+class Values(unittest.TestCase):
+    """A value that would silently mean "off" or wrap around is refused, naming the flag."""
+
+    def test_refused(self):
+        base = ["train", "--data", "nowhere.txt", "--out", "nowhere", "--steps", "1", *MODEL]
+        for extra, want in [
+            (["--num_experts", "-1"], "--num_experts=-1 must be >= 0"),
+            (["--n_kv_heads", "-1"], "--n_kv_heads=-1 must be >= 0"),
+            (["--num_experts", "4", "--capacity_factor", "-1"], "--capacity_factor=-1 must be finite and >= 0"),
+            (["--num_experts", "4", "--capacity_factor", "nan"], "--capacity_factor=nan must be finite and >= 0"),
+            (["--num_experts", "4", "--aux_coef", "nan"], "--aux_coef=nan must be finite and >= 0"),
+            (["--num_experts", "4", "--z_coef", "-0.5"], "--z_coef=-0.5 must be finite and >= 0"),
+            (["--num_experts", "4", "--shared_hidden", "-4"], "--shared_hidden=-4 must be >= 0"),
+            (["--shared_hidden", "8"], "--shared_hidden needs --num_experts > 0"),
+            (["--num_experts", "4", "--moe_every", "0"], "--moe_every=0 must be >= 1"),
+            (["--num_experts", "4", "--router", "soft", "--encoder", "--z_coef", "0.1"], "--z_coef does not apply"),
+            (["--num_experts", "4", "--first_dense", "1"], "leaves no MoE layer"),
+            (["--threads", "-1"], "--threads=-1 must be >= 0"),
+            (["--batch", "99999999999999999999"], "--batch=99999999999999999999 is out of range"),
+            (["--seed=-3"], "--seed=-3 must be >= 0"),
+            (["--steps", "2"], "--steps is given 2 times; give it once"),
+        ]:
+            with self.subTest(extra):
+                p = moe(*base, *extra)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(want, p.stderr)
+                self.assertEqual([l for l in p.stderr.splitlines() if "error" in l], [p.stderr.splitlines()[-1]])
+        p = moe("generate", "--untrained", "--threads", "-2", *MODEL)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--threads=-2 must be >= 0", p.stderr)
+
+
 class Eval(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
