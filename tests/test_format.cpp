@@ -36,3 +36,32 @@ TEST(Format, ShortAndBinaryUnits) {
   EXPECT_EQ(binary_bytes(131072), "128.00 KiB");
   EXPECT_EQ(binary_bytes(12), "12 B");
 }
+
+TEST(Format, PaddingCountsCodePointsNotBytes) {
+  EXPECT_EQ(display_width("8×256, α=0.01, γ=1e-3"), 21u);
+  EXPECT_EQ(display_width("\u2423 \u23CE"), 3u);
+  EXPECT_EQ(pad_right("α=0.01", 8), "α=0.01  ");
+  EXPECT_EQ(pad_left("8×256", 7), "  8×256");
+  EXPECT_EQ(pad_left("too long", 3), "too long");
+  // As Python's f"{label:23}": a label with "×" lines its value up with the ASCII labels.
+  EXPECT_EQ(label_line("experts 8×256", "x"), "experts 8×256          : x\n");
+  EXPECT_EQ(display_width(label_line("experts 8×256", "x")), display_width(label_line("emb_dim", "x")));
+}
+
+TEST(Format, TextTableAlignsByDisplayWidth) {
+  const std::string t = text_table({{"run", "parameters", "drop %"},
+                                    {"aux loss (α=0.01)", "3,445,888", "0.0"},
+                                    {"aux-loss-free bias (γ=1e-3)", "12", "n/a"},
+                                    {"MoE 8×256", "1", "1.5"}});
+  size_t lines = 0, width = 0;
+  for (size_t a = 0, b; (b = t.find('\n', a)) != std::string::npos; a = b + 1, ++lines) {
+    const size_t w = display_width(t.substr(a, b - a));
+    if (lines == 0) width = w;
+    EXPECT_EQ(w, width) << "line " << lines << ": " << t.substr(a, b - a);
+  }
+  EXPECT_EQ(lines, 4u);
+  EXPECT_NE(t.find("aux loss (α=0.01)             3,445,888     0.0\n"), std::string::npos) << t;
+  // Two left-aligned columns, then right-aligned ones; trailing spaces trimmed.
+  EXPECT_EQ(text_table({{"a", "bb", "1"}, {"ccc", "d", "22"}}, 2), "a    bb   1\nccc  d   22\n");
+  EXPECT_EQ(text_table({{"long name", ""}, {"x", ""}}), "long name\nx\n");
+}

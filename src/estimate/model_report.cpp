@@ -11,16 +11,10 @@ namespace moe::estimate {
 using util::gigabytes;
 using util::group_thousands;
 using util::label_line;
+using util::pad_left;
+using util::pad_right;
 
 namespace {
-
-std::string pad_left(const std::string& s, size_t width) {
-  return s.size() >= width ? s : std::string(width - s.size(), ' ') + s;
-}
-
-std::string pad_right(const std::string& s, size_t width) {
-  return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
-}
 
 std::string bytes_text(int64_t bytes) {
   return group_thousands(bytes) + " B (" + util::binary_bytes(static_cast<double>(bytes)) + ")";

@@ -1,5 +1,6 @@
 #include "util/format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -41,9 +42,42 @@ std::string gigabytes(int64_t bytes) {
 }
 
 std::string label_line(const std::string& label, const std::string& value) {
-  std::string padded = label;
-  if (padded.size() < 23) padded.append(23 - padded.size(), ' ');
-  return padded + ": " + value + "\n";
+  return pad_right(label, 23) + ": " + value + "\n";
+}
+
+size_t display_width(std::string_view s) {
+  size_t n = 0;
+  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // continuation bytes add nothing
+  return n;
+}
+
+std::string pad_right(std::string_view s, size_t width) {
+  const size_t w = display_width(s);
+  return std::string(s) + std::string(w < width ? width - w : 0, ' ');
+}
+
+std::string pad_left(std::string_view s, size_t width) {
+  const size_t w = display_width(s);
+  return std::string(w < width ? width - w : 0, ' ') + std::string(s);
+}
+
+std::string text_table(const std::vector<std::vector<std::string>>& rows, size_t left_columns) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], display_width(row[c]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) line += "  ";
+      line += c < left_columns ? pad_right(row[c], widths[c]) : pad_left(row[c], widths[c]);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();  // a short last left column
+    out += line + "\n";
+  }
+  return out;
 }
 
 std::string short_count(int64_t n) {

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace moe::util {
 
@@ -15,8 +17,19 @@ std::string fixed_grouped(double x, int decimals);
 // Python's f"{bytes / 1000**3:,.2f} GB": the quotient of the exact integers, rounded once.
 std::string gigabytes(int64_t bytes);
 
-// Python's f"{label:23}" then ": ": the label left-justified to 23 characters.
+// Python's f"{label:23}" then ": ": the label left-justified to 23 characters (code points).
 std::string label_line(const std::string& label, const std::string& value);
+
+// Width of UTF-8 text in columns, counted as code points as Python's len() and str.ljust do:
+// "×", "α" and "γ" are one column each (wide CJK characters are not special-cased).
+size_t display_width(std::string_view s);
+// `s` padded with spaces to `width` columns: text left-aligned (pad_right) or right-aligned (pad_left).
+std::string pad_right(std::string_view s, size_t width);
+std::string pad_left(std::string_view s, size_t width);
+
+// A plain-text table: every column as wide as its widest cell, the first `left_columns` columns
+// left-aligned and the rest right-aligned, two spaces between columns, each row ending in '\n'.
+std::string text_table(const std::vector<std::vector<std::string>>& rows, size_t left_columns = 1);
 
 // Human units for large counts: 46.70B, 12.88B, 131.07M.
 std::string short_count(int64_t n);
