@@ -1,6 +1,8 @@
 // Number formatting against values Python prints (f"{n:,}", f"{x:,.2f}").
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "util/format.h"
 
 using namespace moe::util;
@@ -64,4 +66,11 @@ TEST(Format, TextTableAlignsByDisplayWidth) {
   // Two left-aligned columns, then right-aligned ones; trailing spaces trimmed.
   EXPECT_EQ(text_table({{"a", "bb", "1"}, {"ccc", "d", "22"}}, 2), "a    bb   1\nccc  d   22\n");
   EXPECT_EQ(text_table({{"long name", ""}, {"x", ""}}), "long name\nx\n");
+}
+
+TEST(Format, NoValueIsNa) {
+  EXPECT_EQ(fixed_or_na(3.08291, 4), "3.0829");
+  EXPECT_EQ(fixed_or_na(0.0, 2), "0.00");  // zero is a value
+  EXPECT_EQ(fixed_or_na(NAN, 4), "n/a");
+  EXPECT_EQ(fixed_or_na(INFINITY, 1), "n/a");
 }

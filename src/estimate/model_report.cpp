@@ -102,7 +102,7 @@ std::string format_model_report(const ModelCount& c, const std::string& source) 
                                                    " (their cache stops growing at the window)");
   }
   if (c.context > 0) {
-    out += label_line("KV cache @ " + std::to_string(c.context), gigabytes(c.kv_bytes_for_context) + " (" +
+    out += label_line("KV cache @ " + group_thousands(c.context), gigabytes(c.kv_bytes_for_context) + " (" +
                                                                      group_thousands(c.kv_bytes_for_context) + " B)");
   }
 

@@ -172,7 +172,7 @@ std::string finals_html(const json& runs) {
   for (const json& r : runs) {
     o += "<tr><td>" + html_escape(r.value("label", r.value("name", "?"))) + "</td>";
     const json fin = r.is_object() && r.contains("final") ? r["final"] : json::object();
-    for (const auto& k : keys) o += "<td>" + (fin.contains(k) ? cell(fin[k]) : std::string("&#8212;")) + "</td>";
+    for (const auto& k : keys) o += "<td>" + cell(fin.contains(k) ? fin[k] : json()) + "</td>";
     o += "</tr>";
   }
   return o + "</tbody></table></div><p class=\"caption\">Final values of each run.</p>";

@@ -109,7 +109,7 @@ std::string cell(const json& v) {
   if (v.is_number_integer()) return fmt_int(v.get<int64_t>());
   if (v.is_number()) return fmt_float(v.get<double>());
   if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
-  if (v.is_null()) return "&#8212;";
+  if (v.is_null()) return "n/a";
   return html_escape(v.dump());
 }
 

@@ -22,7 +22,7 @@ std::string fmt_float(double v, int digits = 4);
 std::string fmt_pct(double share, int decimals = 0);  // 0.123 -> "12%"
 std::string fmt_bytes(double bytes);                  // binary units
 
-// A JSON cell for a table: strings escaped, numbers formatted.
+// A JSON cell for a table: strings escaped, numbers formatted, null (no value) as "n/a".
 std::string cell(const json& v);
 
 // An SVG document made embeddable: the XML declaration removed and, with a suffix, every element

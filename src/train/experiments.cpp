@@ -17,6 +17,7 @@
 #include "moe/sampling.h"
 #include "moe/tokenizer.h"
 #include "moe/trainer.h"
+#include "util/format.h"
 
 namespace moe {
 
@@ -165,13 +166,18 @@ json summarise(const std::vector<json>& m) {
   const size_t n = m.size(), late = n - std::max<size_t>(1, n / 10);
   double ms = 0, tps = 0;
   size_t cnt = 0;
-  for (size_t i = std::min<size_t>(3, n - 1); i < n; ++i, ++cnt) {
+  for (size_t i = std::min<size_t>(3, n - 1); i < n; ++i) {
+    if (!m[i].contains("step_ms")) continue;
     ms += m[i].value("step_ms", 0.0);
     tps += m[i].value("tokens_per_s", 0.0);
+    ++cnt;
   }
-  f["ms_per_step"] = ms / std::max<size_t>(cnt, 1);
-  f["tokens_per_s"] = tps / std::max<size_t>(cnt, 1);
-  f["train_loss"] = m.back().value("loss", 0.0);
+  if (cnt > 0) {  // absent rather than 0 when no record has timings
+    f["ms_per_step"] = ms / static_cast<double>(cnt);
+    f["tokens_per_s"] = tps / static_cast<double>(cnt);
+  }
+  if (m.back().contains("loss")) f["train_loss"] = m.back()["loss"];
+  if (m.back().contains("ce")) f["train_ce"] = m.back()["ce"];
   double load = 0, drop = 0;
   size_t nl = 0, nd = 0;
   std::map<std::string, std::vector<double>> sums;
@@ -205,12 +211,8 @@ json summarise(const std::vector<json>& m) {
   return f;
 }
 
-std::string fmt(const json& v, const char* spec) {
-  if (!v.is_number()) return "–";
-  char b[64];
-  std::snprintf(b, sizeof b, spec, v.get<double>());
-  return b;
-}
+// A table cell: the number with `decimals` decimals, or "n/a" where the run has no such value.
+std::string fmt(const json& v, int decimals) { return util::fixed_or_na(v.is_number() ? v.get<double>() : NAN, decimals); }
 
 // A few sampled continuations per domain from a checkpoint (prompts: the start of the first
 // validation document of each domain).
@@ -326,14 +328,14 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
                                {"checkpoint", rs.name + "/checkpoint.safetensors"},
                                {"model", gpt_config_to_json(model)},
                                {"final", fin}});
-    const std::string params = std::to_string(fin["params_total"].get<int64_t>()) + " (" +
-                               std::to_string(fin["params_active"].get<int64_t>()) + ")";
-    table.push_back({rs.label, params, fmt(fin.value("val_bpb", json()), "%.4f") + " (" + fmt(fin.value("best_val_bpb", json()), "%.4f") + ")",
-                     fmt(fin["ms_per_step"], "%.1f"), fmt(fin.value("load_max_over_mean", json()), "%.2f"),
+    const std::string params = util::group_thousands(fin["params_total"].get<int64_t>()) + " (" +
+                               util::group_thousands(fin["params_active"].get<int64_t>()) + ")";
+    table.push_back({rs.label, params, fmt(fin.value("val_bpb", json()), 4) + " (" + fmt(fin.value("best_val_bpb", json()), 4) + ")",
+                     fmt(fin.value("ms_per_step", json()), 1), fmt(fin.value("load_max_over_mean", json()), 2),
                      fin.contains("dead_experts") ? std::to_string(fin["dead_experts"].get<int64_t>()) + "/" +
                                                         std::to_string(fin["experts_total"].get<int64_t>())
-                                                  : "–",
-                     fin.contains("drop_fraction") ? fmt(json(100.0 * fin["drop_fraction"].get<double>()), "%.1f") : "–"});
+                                                  : "n/a",
+                     fin.contains("drop_fraction") ? fmt(json(100.0 * fin["drop_fraction"].get<double>()), 1) : "n/a"});
   }
   summary["table"] = table;
   json notes = json::array();
@@ -346,10 +348,9 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
   if (name == "dense-vs-moe") {
     const json& runs_j = summary["runs"];
     const double m = runs_j[0]["final"].value("val_bpb", NAN), d = runs_j[1]["final"].value("val_bpb", NAN);
-    char b[200];
-    std::snprintf(b, sizeof b, "MoE %.4f vs dense (equal active) %.4f bits per byte: %s by %.4f.", m, d,
-                  m < d ? "MoE is better" : "MoE is NOT better", std::fabs(d - m));
-    notes.push_back(b);
+    notes.push_back("MoE " + util::fixed_or_na(m, 4) + " vs dense (equal active) " + util::fixed_or_na(d, 4) +
+                    " bits per byte: " + (m < d ? "MoE is better" : "MoE is NOT better") + " by " +
+                    util::fixed_or_na(std::fabs(d - m), 4) + ".");
     summary["samples"] = domain_samples(dir + "/moe/checkpoint.safetensors", o.data_dir, o.seed);
     write_file_atomic(dir + "/samples.json", summary["samples"].dump(2) + "\n");
   }

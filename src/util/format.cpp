@@ -80,6 +80,13 @@ std::string text_table(const std::vector<std::vector<std::string>>& rows, size_t
   return out;
 }
 
+std::string fixed_or_na(double x, int decimals) {
+  if (!std::isfinite(x)) return "n/a";
+  char buf[400];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
+  return buf;
+}
+
 std::string short_count(int64_t n) {
   const double v = static_cast<double>(n);
   const double a = std::fabs(v);

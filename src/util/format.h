@@ -31,6 +31,9 @@ std::string pad_left(std::string_view s, size_t width);
 // left-aligned and the rest right-aligned, two spaces between columns, each row ending in '\n'.
 std::string text_table(const std::vector<std::vector<std::string>>& rows, size_t left_columns = 1);
 
+// x with `decimals` digits after the point, or "n/a" when there is no value (NaN, ±inf).
+std::string fixed_or_na(double x, int decimals);
+
 // Human units for large counts: 46.70B, 12.88B, 131.07M.
 std::string short_count(int64_t n);
 

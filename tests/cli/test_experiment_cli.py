@@ -1,0 +1,86 @@
+"""`moe experiment` end to end on a tiny model: the closing table a person reads (aligned by
+characters, counts with thousands separators, "n/a" where a run has no value) and the summary.json
+the report reads.
+
+Usage: /usr/bin/python3 test_experiment_cli.py PATH_TO_moe OUT_DIR
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import unittest
+
+MOE = None
+OUT = None
+TINY = ["--steps", "12", "--eval_every", "6", "--eval_windows", "4", "--batch", "4", "--seq", "32", "--emb_dim", "16",
+        "--n_layers", "1", "--n_heads", "2", "--num_experts", "4", "--hidden_dim", "16", "--threads", "1", "--no_progress"]
+GROUPED = r"\d{1,3}(?:,\d{3})*"
+
+
+def run(*args):
+    p = subprocess.run([MOE, *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError(f"moe {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def table_lines(stdout, name):
+    """The lines of the table printed after '== NAME: ...' (up to the first note)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"== {name}:")) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("  "))
+    return lines[start:end]
+
+
+class ExperimentCli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        shutil.rmtree(OUT, ignore_errors=True)
+        os.makedirs(OUT)
+        cls.data = os.path.join(OUT, "data")
+        run("data", "--out", cls.data, "--max_bytes_per_domain", "20000")
+        cls.exps = os.path.join(OUT, "experiments")
+        cls.out = {}
+        for name in ("dense-vs-moe", "balance"):
+            cls.out[name] = run("experiment", name, "--data", cls.data, "--out", cls.exps, *TINY).stdout
+        cls.summary = {}
+        for name in cls.out:
+            with open(os.path.join(cls.exps, name, "summary.json"), encoding="utf-8") as f:
+                cls.summary[name] = json.load(f)
+
+    def test_table_columns_line_up(self):
+        # The balance labels hold "α" and "γ" (2 bytes, 1 character each): padding counts characters.
+        for name in self.out:
+            lines = table_lines(self.out[name], name)
+            self.assertEqual(len(lines), 1 + len(self.summary[name]["runs"]), lines)
+            self.assertEqual({len(line) for line in lines}, {len(lines[0])}, "\n".join(lines))
+            # Right-aligned columns end at the same character: the header's last column ends the line.
+            self.assertTrue(all(line.endswith(("%", "n/a")) or line[-1].isdigit() for line in lines), lines)
+        self.assertTrue(any("α" in line for line in table_lines(self.out["balance"], "balance")))
+
+    def test_counts_have_thousands_separators(self):
+        for name, s in self.summary.items():
+            for row in s["table"][1:]:
+                self.assertRegex(row[1], rf"^{GROUPED} \({GROUPED}\)$")
+                self.assertIn(",", row[1])  # every run here has over 1,000 parameters
+        for line in table_lines(self.out["dense-vs-moe"], "dense-vs-moe")[1:]:
+            self.assertRegex(line, rf"  {GROUPED} \({GROUPED}\)  ")
+
+    def test_no_value_is_na(self):
+        rows = {r[0]: r for r in self.summary["dense-vs-moe"]["table"][1:]}
+        dense = [r for label, r in rows.items() if label.startswith("dense")]
+        self.assertEqual(len(dense), 2)
+        for r in dense:
+            self.assertEqual(r[4:], ["n/a", "n/a", "n/a"], r)  # a dense model has no load, experts or drops
+        for s in self.summary.values():
+            for row in s["table"]:
+                self.assertNotIn("–", "".join(row))
+                self.assertNotIn("nan", "".join(row).lower())
+
+
+if __name__ == "__main__":
+    MOE = os.path.abspath(sys.argv.pop(1))
+    OUT = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
