@@ -2,6 +2,7 @@
 # (tests/cli/test_report_cli.py), and a Chromium render check of the report it leaves behind.
 moe_add_gtest(test_analysis)
 moe_add_gtest(test_analysis_report)
+moe_add_gtest(test_report_experiments)
 set(report_cli_out ${CMAKE_CURRENT_BINARY_DIR}/report_cli)
 add_test(NAME report_cli
          COMMAND ${MOE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_report_cli.py $<TARGET_FILE:moe_cli> ${report_cli_out})

@@ -106,13 +106,13 @@ TEST(Experiments, LoadsSummariesAndRendersCharts) {
   {
     std::ofstream m(dir / "exp_a" / "dense.jsonl");
     for (int s = 1; s <= 20; ++s) {
-      json r = {{"step", s}, {"loss", 5.0 - 0.1 * s}};
+      json r = {{"step", s}, {"loss", 5.0 - 0.1 * s}, {"ce", 5.0 - 0.1 * s}};
       if (s % 5 == 0) r["val_bpb"] = 6.0 - 0.1 * s;
       m << r.dump() << "\n";
     }
     std::ofstream n(dir / "exp_a" / "moe.jsonl");
     for (int s = 1; s <= 20; ++s)
-      n << json({{"step", s}, {"loss", 4.9 - 0.1 * s}, {"load_max_over_mean", {{"0", 1.5}, {"1", 1.3}}}}).dump() << "\n";
+      n << json({{"step", s}, {"loss", 4.9 - 0.1 * s}, {"ce", 4.8 - 0.1 * s}, {"load_max_over_mean", {{"0", 1.5}, {"1", 1.3}}}}).dump() << "\n";
     n << "not json\n";
     json summary = {{"experiment", "exp_a"}, {"title", "Dense & MoE"}, {"description", "d <i>"},
                     {"runs", json::array({{{"name", "dense"}, {"label", "dense"}, {"metrics", "dense.jsonl"}, {"final", {{"val_bpb", 4.0}}}},
@@ -133,7 +133,7 @@ TEST(Experiments, LoadsSummariesAndRendersCharts) {
   ReportInputs in;
   in.experiments = xs;
   const std::string h = render_report(in);
-  EXPECT_EQ(count(h, "<svg"), 3u);  // validation bpb, train loss, expert load
+  EXPECT_EQ(count(h, "<svg"), 3u);  // validation bpb, train cross-entropy, expert load
   EXPECT_NE(h.find("Dense &amp; MoE"), std::string::npos);
   EXPECT_NE(h.find("note &lt;1&gt;"), std::string::npos);
   EXPECT_NE(h.find("MoE 8x"), std::string::npos);

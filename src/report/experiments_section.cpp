@@ -1,5 +1,5 @@
-// Experiment summaries in the report: validation bits per byte, train loss and expert load over
-// training for every run, the experiment's table and notes.
+// Experiment summaries in the report: validation bits per byte, training cross-entropy and expert
+// load over training for every run, the experiment's table and notes.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -203,11 +203,14 @@ std::string experiments_section(const std::vector<Experiment>& xs, Toc& toc) {
     o += figure(chart(x, title + "\nvalidation loss", "bits per byte",
                       [](const json& r, double& v) { return number_field(r, "val_bpb", v); }, false, false, nullptr, chart_no),
                 "Validation loss in bits per byte (lower is better) at each evaluation step, all runs, " + src + ".");
+    // Cross-entropy, not the optimised loss: an MoE run's loss adds its balance losses, which
+    // a dense run does not have, and would make the MoE look worse than it predicts.
     std::string note;
-    const std::string loss = chart(x, title + "\ntraining loss", "loss (nats per byte)",
-                                   [](const json& r, double& v) { return number_field(r, "loss", v); }, true, false, &note, chart_no);
-    o += figure(loss, "Training loss per step (cross-entropy plus any balance losses)" +
-                          (note.empty() ? std::string() : ", " + note) + ", " + src + ".");
+    const std::string ce = chart(x, title + "\ntraining cross-entropy (balance losses left out)", "cross-entropy (nats per byte)",
+                                 [](const json& r, double& v) { return number_field(r, "ce", v); }, true, false, &note, chart_no);
+    o += figure(ce, "Training cross-entropy per step" + (note.empty() ? std::string() : " (" + note + ")") +
+                        ", every run alike: the MoE runs&#8217; balance losses (aux, z-loss), which they add to the loss "
+                        "they optimise, are not in these curves, so MoE and dense compare like with like; " + src + ".");
     o += figure(chart(x, title + "\nexpert load", "max / mean tokens per expert", mean_load, false, false, nullptr, chart_no),
                 "Expert load imbalance of the MoE runs: the busiest expert&#8217;s tokens over the mean, averaged over "
                 "the MoE layers, at each step (1 = perfectly balanced). Dense runs have no curve.");

@@ -1,0 +1,100 @@
+// The report's experiment sections (src/report/experiments_section.cpp) from summaries written
+// here: what each chart plots, the values a table shows, and which experiments are included.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "moe/error.h"
+#include "moe/report.h"
+
+namespace moe::report {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// The inline <svg> of the page whose text contains `marker`, or "".
+std::string svg_with(const std::string& page, const std::string& marker) {
+  for (size_t a = page.find("<svg"); a != std::string::npos; a = page.find("<svg", a + 1)) {
+    const size_t b = page.find("</svg>", a);
+    const std::string svg = page.substr(a, b - a);
+    if (svg.find(marker) != std::string::npos) return svg;
+  }
+  return "";
+}
+
+std::vector<std::string> polyline_points(const std::string& svg) {
+  std::vector<std::string> out;
+  static const std::regex kPoly(R"re(<polyline class="series"[^>]* points="([^"]*)")re");
+  for (std::sregex_iterator it(svg.begin(), svg.end(), kPoly), end; it != end; ++it) out.push_back((*it)[1]);
+  return out;
+}
+
+// A folder of experiments, removed at the end of the test.
+struct Folder {
+  fs::path dir = fs::temp_directory_path() / ("moe_test_report_experiments_" + std::to_string(::getpid()));
+  Folder() { fs::remove_all(dir); }
+  ~Folder() { fs::remove_all(dir); }
+  void metrics(const std::string& exp, const std::string& file, const std::vector<json>& records) const {
+    fs::create_directories(dir / exp);
+    std::ofstream m(dir / exp / file);
+    for (const json& r : records) m << r.dump() << "\n";
+  }
+  void summary(const std::string& exp, const json& s) const {
+    fs::create_directories(dir / exp);
+    std::ofstream(dir / exp / "summary.json") << s.dump();
+  }
+};
+
+json run(const std::string& name, const std::string& metrics, json final_values = json::object()) {
+  return {{"name", name}, {"label", name}, {"metrics", metrics}, {"final", std::move(final_values)}};
+}
+
+TEST(ExperimentsSection, TrainingChartPlotsCrossEntropyForEveryRun) {
+  Folder f;
+  std::vector<json> dense, moe;
+  for (int s = 1; s <= 30; ++s) {
+    const double ce = 5.0 - 0.05 * s;
+    dense.push_back({{"step", s}, {"loss", ce}, {"ce", ce}, {"aux", 0.0}});
+    // Same cross-entropy; the MoE's optimised loss adds a large balance loss.
+    moe.push_back({{"step", s}, {"loss", ce + 1.0}, {"ce", ce}, {"aux", 1.0}, {"load_max_over_mean", {{"0", 1.2}}}});
+  }
+  f.metrics("x", "dense.jsonl", dense);
+  f.metrics("x", "moe.jsonl", moe);
+  f.summary("x", {{"experiment", "x"}, {"runs", json::array({run("dense", "dense.jsonl"), run("moe", "moe.jsonl")})}});
+  ReportInputs in;
+  in.experiments = load_experiments(f.dir.string());
+  const std::string page = render_report(in);
+  const std::string svg = svg_with(page, "training cross-entropy");
+  ASSERT_FALSE(svg.empty()) << "no training cross-entropy chart";
+  EXPECT_NE(svg.find("cross-entropy (nats per byte)"), std::string::npos);  // the y label says what is plotted
+  EXPECT_NE(svg.find("balance losses left out"), std::string::npos);        // and the title that aux is not in it
+  const std::vector<std::string> lines = polyline_points(svg);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], lines[1]) << "equal cross-entropy must draw the same curve, whatever the balance loss";
+  EXPECT_NE(page.find("like with like"), std::string::npos);
+}
+
+TEST(ExperimentsSection, MissingFinalValuesShowNa) {
+  Folder f;
+  f.metrics("x", "a.jsonl", {{{"step", 1}, {"ce", 5.0}, {"val_bpb", 7.0}}});
+  f.summary("x", {{"experiment", "x"},
+                  {"runs", json::array({run("a", "a.jsonl", {{"val_bpb", 7.0}, {"load_max_over_mean", nullptr}}),
+                                        run("b", "a.jsonl", {{"ms_per_step", 3.5}})})}});
+  ReportInputs in;
+  in.experiments = load_experiments(f.dir.string());
+  const std::string page = render_report(in);
+  // Run a has no ms_per_step, b has no val_bpb, a's load is null: three empty cells, each "n/a".
+  size_t na = 0;
+  for (size_t p = page.find("<td>n/a</td>"); p != std::string::npos; p = page.find("<td>n/a</td>", p + 1)) ++na;
+  EXPECT_EQ(na, 4u);  // b also lacks load_max_over_mean
+  EXPECT_EQ(page.find("&#8212;"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace moe::report
