@@ -96,5 +96,53 @@ TEST(ExperimentsSection, MissingFinalValuesShowNa) {
   EXPECT_EQ(page.find("&#8212;"), std::string::npos);
 }
 
+TEST(ExperimentsSection, DateCommandAndDifferingSettingsAreShown) {
+  Folder f;
+  f.metrics("a", "m.jsonl", {{{"step", 1}, {"ce", 5.0}, {"val_bpb", 7.0}}});
+  f.metrics("b", "m.jsonl", {{{"step", 1}, {"ce", 5.0}, {"val_bpb", 7.0}}});
+  f.summary("a", {{"experiment", "a"}, {"created", "2025-01-02T03:04:05Z"}, {"command", "moe experiment a --steps 600"},
+                  {"settings", {{"steps", 600}, {"seed", 1}}}, {"runs", json::array({run("r", "m.jsonl")})}});
+  // An older summary: no date or command, other steps.
+  f.summary("b", {{"experiment", "b"}, {"settings", {{"steps", 300}, {"seed", 1}}}, {"runs", json::array({run("r", "m.jsonl")})}});
+  ReportInputs in;
+  in.experiments = load_experiments(f.dir.string());
+  ASSERT_EQ(in.experiments.size(), 2u);
+  EXPECT_EQ(experiment_when(in.experiments[0]), "2025-01-02 03:04 UTC");
+  EXPECT_EQ(experiment_when(in.experiments[1]).rfind("date not recorded (summary.json written 20", 0), 0u);
+  const std::string page = render_report(in);
+  EXPECT_NE(page.find("Run 2025-01-02 03:04 UTC with <code>moe experiment a --steps 600</code>"), std::string::npos);
+  EXPECT_NE(page.find("Run date not recorded (summary.json written "), std::string::npos);
+  EXPECT_NE(page.find("command not recorded, settings: seed 1, steps 300"), std::string::npos);
+  EXPECT_NE(page.find("not run with the same settings"), std::string::npos);
+  EXPECT_NE(page.find("<b>steps</b>: 600 (a); 300 (b)"), std::string::npos);
+  EXPECT_EQ(page.find("<b>seed</b>"), std::string::npos);  // the same in both: not listed
+  // One experiment alone has nothing to differ from.
+  in.experiments = load_experiments(f.dir.string(), {"a"});
+  EXPECT_EQ(render_report(in).find("not run with the same settings"), std::string::npos);
+}
+
+TEST(ExperimentsSection, OnlyPicksNamedExperimentsInTheGivenOrder) {
+  Folder f;
+  for (const char* e : {"alpha", "beta", "gamma"}) {
+    f.metrics(e, "m.jsonl", {{{"step", 1}, {"ce", 5.0}}});
+    f.summary(e, {{"experiment", std::string("exp-") + e}, {"runs", json::array({run("r", "m.jsonl")})}});
+  }
+  auto names = [&](const std::vector<std::string>& only) {
+    std::string out;
+    for (const Experiment& x : load_experiments(f.dir.string(), only)) out += fs::path(x.dir).filename().string() + " ";
+    return out;
+  };
+  EXPECT_EQ(names({}), "alpha beta gamma ");
+  EXPECT_EQ(names({"gamma", "alpha"}), "gamma alpha ");
+  EXPECT_EQ(names({"exp-beta", "beta"}), "beta ");  // by the summary's name too; once each
+  try {
+    load_experiments(f.dir.string(), {"alpha", "delta"});
+    FAIL() << "an unknown name must be an error";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("--only delta: no such experiment"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(found: alpha, beta, gamma)"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace moe::report

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "moe/error.h"
@@ -16,6 +17,7 @@ namespace {
 struct ReportFlags {
   std::string out = "out/report.html";
   std::string analysis, experiments, samples, checkpoint, model, title = "moe.cpp report";
+  std::vector<std::string> only;
 };
 }  // namespace
 
@@ -24,7 +26,10 @@ Run add_report(CLI::App& app) {
   CLI::App* c = app.add_subcommand("report", "Write a self-contained HTML report (analysis, experiments, model, samples)");
   c->add_option("--out", f->out, "Output HTML file")->capture_default_str();
   c->add_option("--analysis", f->analysis, "Analysis JSON from `moe analyze --out`");
-  c->add_option("--experiments", f->experiments, "Folder whose */summary.json describe experiments");
+  auto* experiments = c->add_option("--experiments", f->experiments, "Folder whose */summary.json describe experiments");
+  c->add_option("--only", f->only, "Only these experiments of --experiments, comma-separated (e.g. dense-vs-moe,balance)")
+      ->delimiter(',')
+      ->needs(experiments);
   c->add_option("--samples", f->samples, "Generation samples: JSON [{\"domain\", \"prompt\", \"text\"}]");
   c->add_option("--checkpoint", f->checkpoint, "Checkpoint whose model size is shown");
   c->add_option("--model", f->model, "Model JSON (as the report makes from --checkpoint) instead of a checkpoint");
@@ -40,7 +45,7 @@ Run add_report(CLI::App& app) {
       cmd += " --analysis " + f->analysis;
     }
     if (!f->experiments.empty()) {
-      in.experiments = report::load_experiments(f->experiments);
+      in.experiments = report::load_experiments(f->experiments, f->only);
       cmd += " --experiments " + f->experiments;
     }
     if (!f->samples.empty()) {
@@ -60,6 +65,8 @@ Run add_report(CLI::App& app) {
     std::printf("report: %s (%zu experiments%s%s%s)\n", f->out.c_str(), in.experiments.size(),
                 in.analysis.is_null() ? "" : ", routing analysis", in.model.is_null() ? "" : ", model",
                 in.samples.is_null() ? "" : ", samples");
+    for (const report::Experiment& x : in.experiments)  // the date shows an experiment left from an earlier run
+      std::printf("  experiment %s: run %s\n", x.summary.value("experiment", x.dir).c_str(), report::experiment_when(x).c_str());
     return 0;
   };
 }

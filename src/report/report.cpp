@@ -51,6 +51,8 @@ pre.gen { background: #f7f8fa; border: 1px solid var(--rule); border-radius: 4px
 pre.gen b { color: var(--accent); }
 .notes li { margin: 3px 0; }
 .warn { color: #a04000; font-size: 13px; }
+.meta { color: var(--muted); font-size: 13px; margin-top: -4px; }
+.meta code { font-size: 12px; }
 footer { margin-top: 48px; color: var(--muted); font-size: 12.5px; border-top: 1px solid var(--rule); padding-top: 10px; }
 code { font: 13px "DejaVu Sans Mono", Consolas, monospace; }
 )";

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -214,6 +215,25 @@ json summarise(const std::vector<json>& m) {
 // A table cell: the number with `decimals` decimals, or "n/a" where the run has no such value.
 std::string fmt(const json& v, int decimals) { return util::fixed_or_na(v.is_number() ? v.get<double>() : NAN, decimals); }
 
+// The `moe experiment` command that reproduces these options, every flag spelled out (the names
+// of tools/cmd_experiment.cpp). --resume is kept: it says finished runs may have been reused.
+std::string experiment_command(const std::string& name, const ExperimentOptions& o) {
+  char lr[32];
+  std::snprintf(lr, sizeof lr, "%g", o.lr);
+  std::string c = "moe experiment " + util::shell_quote(name) + " --data " + util::shell_quote(o.data_dir) + " --out " +
+                  util::shell_quote(o.out_dir);
+  const std::pair<const char*, std::string> flags[] = {
+      {"--steps", std::to_string(o.steps)},          {"--batch", std::to_string(o.batch)},
+      {"--seq", std::to_string(o.seq)},              {"--lr", lr},
+      {"--eval_every", std::to_string(o.eval_every)}, {"--eval_windows", std::to_string(o.eval_windows)},
+      {"--emb_dim", std::to_string(o.d_model)},      {"--n_layers", std::to_string(o.n_layers)},
+      {"--n_heads", std::to_string(o.n_heads)},      {"--num_experts", std::to_string(o.n_experts)},
+      {"--hidden_dim", std::to_string(o.expert_hidden)}, {"--top_k", std::to_string(o.top_k)},
+      {"--seed", std::to_string(o.seed)},            {"--threads", std::to_string(o.threads)}};
+  for (const auto& [flag, value] : flags) c += std::string(" ") + flag + " " + value;
+  return c + (o.resume ? " --resume" : "");
+}
+
 // A few sampled continuations per domain from a checkpoint (prompts: the start of the first
 // validation document of each domain).
 json domain_samples(const std::string& checkpoint, const std::string& data_dir, uint64_t seed) {
@@ -281,8 +301,14 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
   const std::string dir = o.out_dir + "/" + name;
   fs::create_directories(dir);
   json summary = {{"experiment", name}, {"title", name}, {"description", experiment_description(name)}};
+  // When and with what: the report shows both, so that runs of another day or other flags stand out.
+  summary["created"] = util::utc_timestamp(std::time(nullptr));
+  summary["command"] = experiment_command(name, o);
   summary["settings"] = {{"steps", o.steps}, {"batch", o.batch}, {"seq", o.seq}, {"tokens", o.steps * o.batch * o.seq},
-                         {"lr", o.lr}, {"seed", o.seed}, {"threads", o.threads}};
+                         {"lr", o.lr}, {"eval_every", o.eval_every}, {"eval_windows", o.eval_windows},
+                         {"emb_dim", o.d_model}, {"n_layers", o.n_layers}, {"n_heads", o.n_heads},
+                         {"num_experts", o.n_experts}, {"hidden_dim", o.expert_hidden}, {"top_k", o.top_k},
+                         {"seed", o.seed}, {"threads", o.threads}, {"data", o.data_dir}, {"resumed", o.resume}};
   summary["runs"] = json::array();
   json table = json::array();
   table.push_back({"run", "parameters (active)", "val bits/byte (best)", "ms/step", "load max/mean", "dead experts", "drop %"});

@@ -87,6 +87,29 @@ std::string fixed_or_na(double x, int decimals) {
   return buf;
 }
 
+std::string shell_quote(std::string_view word) {
+  const bool safe = !word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                           "0123456789_-+=,./:@%") == std::string_view::npos;
+  if (safe) return std::string(word);
+  std::string out = "'";
+  for (const char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string utc_timestamp(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string readable_timestamp(const std::string& iso) {
+  // YYYY-MM-DDTHH:MM:SSZ
+  if (iso.size() != 20 || iso[10] != 'T' || iso[19] != 'Z') return iso;
+  return iso.substr(0, 10) + " " + iso.substr(11, 5) + " UTC";
+}
+
 std::string short_count(int64_t n) {
   const double v = static_cast<double>(n);
   const double a = std::fabs(v);

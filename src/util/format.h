@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,14 @@ std::string text_table(const std::vector<std::vector<std::string>>& rows, size_t
 
 // x with `decimals` digits after the point, or "n/a" when there is no value (NaN, ±inf).
 std::string fixed_or_na(double x, int decimals);
+
+// A word for a POSIX shell: as is when it holds only safe characters, else in single quotes.
+std::string shell_quote(std::string_view word);
+
+// "2025-06-01T12:34:56Z": the time in UTC, ISO 8601 (what files record); and "2025-06-01 12:34 UTC"
+// from such a string (what people read; other strings are returned unchanged).
+std::string utc_timestamp(std::time_t t);
+std::string readable_timestamp(const std::string& iso);
 
 // Human units for large counts: 46.70B, 12.88B, 131.07M.
 std::string short_count(int64_t n);

@@ -4,6 +4,7 @@ the report reads.
 
 Usage: /usr/bin/python3 test_experiment_cli.py PATH_TO_moe OUT_DIR
 """
+import datetime
 import json
 import os
 import re
@@ -78,6 +79,40 @@ class ExperimentCli(unittest.TestCase):
             for row in s["table"]:
                 self.assertNotIn("–", "".join(row))
                 self.assertNotIn("nan", "".join(row).lower())
+
+    def test_summary_records_date_and_command(self):
+        for name, s in self.summary.items():
+            created = datetime.datetime.strptime(s["created"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+            age = datetime.datetime.now(datetime.timezone.utc) - created
+            self.assertLess(abs(age.total_seconds()), 600, s["created"])
+            # The command reproduces the run: every flag given here is in it, with its value.
+            cmd = s["command"].split()
+            self.assertEqual(cmd[:3], ["moe", "experiment", name])
+            flags = ["--data", self.data, "--out", self.exps] + TINY[:-1]
+            for flag, value in zip(flags[::2], flags[1::2]):
+                self.assertEqual(cmd[cmd.index(flag) + 1], value, flag)
+            self.assertEqual(s["settings"]["emb_dim"], 16)
+            self.assertEqual(s["settings"]["num_experts"], 4)
+
+    def test_report_shows_dates_and_picks_experiments(self):
+        page = os.path.join(OUT, "only.html")
+        p = run("report", "--out", page, "--experiments", self.exps, "--only", "balance")
+        self.assertIn("experiment balance: run 20", p.stdout)
+        self.assertNotIn("dense-vs-moe", p.stdout)
+        with open(page, encoding="utf-8") as f:
+            html = f.read()
+        self.assertIn('id="exp-balance"', html)
+        self.assertNotIn('id="exp-dense-vs-moe"', html)
+        self.assertIn(" UTC with <code>moe experiment balance --data ", html)
+        p = run("report", "--out", page, "--experiments", self.exps, "--only", "dense-vs-moe,balance")
+        self.assertEqual(re.findall(r"experiment (\S+): run", p.stdout), ["dense-vs-moe", "balance"])
+        with open(page, encoding="utf-8") as f:
+            self.assertNotIn("not run with the same settings", f.read())  # one run of both, same flags
+        bad = subprocess.run([MOE, "report", "--out", page, "--experiments", self.exps, "--only", "balance,nope"],
+                             capture_output=True, text=True)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--only nope: no such experiment", bad.stderr)
+        self.assertIn("(found: balance, dense-vs-moe)", bad.stderr)
 
 
 if __name__ == "__main__":
