@@ -9,6 +9,7 @@
 #include "moe/error.h"
 #include "moe/report.h"
 #include "moe/trainer.h"
+#include "util/format.h"
 #include "util/json_file.h"
 
 namespace moe::cli {
@@ -19,6 +20,18 @@ struct ReportFlags {
   std::string analysis, experiments, samples, checkpoint, model, title = "moe.cpp report";
   std::vector<std::string> only;
 };
+// The command as given, every flag with its value(s), quoted for a shell: the footer's "made by".
+std::string command_line(const CLI::App& c) {
+  std::string cmd = "moe " + c.get_name();
+  for (const CLI::Option* o : c.get_options()) {
+    if (o->count() == 0 || o->get_name() == "--help") continue;
+    std::string values;
+    for (const std::string& v : o->results()) values += (values.empty() ? "" : ",") + v;
+    cmd += " " + o->get_name() + " " + util::shell_quote(values);
+  }
+  return cmd;
+}
+
 }  // namespace
 
 Run add_report(CLI::App& app) {
@@ -39,28 +52,12 @@ Run add_report(CLI::App& app) {
     if (!f->checkpoint.empty() && !f->model.empty()) throw InvalidInput("[report] give --checkpoint or --model, not both");
     report::ReportInputs in;
     in.title = f->title;
-    std::string cmd = "moe report --out " + f->out;
-    if (!f->analysis.empty()) {
-      in.analysis = util::read_json_file(f->analysis, "[report]");
-      cmd += " --analysis " + f->analysis;
-    }
-    if (!f->experiments.empty()) {
-      in.experiments = report::load_experiments(f->experiments, f->only);
-      cmd += " --experiments " + f->experiments;
-    }
-    if (!f->samples.empty()) {
-      in.samples = util::read_json_file(f->samples, "[report]");
-      cmd += " --samples " + f->samples;
-    }
-    if (!f->checkpoint.empty()) {
-      in.model = report::model_info_json(load_gpt_checkpoint(f->checkpoint).config);
-      cmd += " --checkpoint " + f->checkpoint;
-    }
-    if (!f->model.empty()) {
-      in.model = util::read_json_file(f->model, "[report]");
-      cmd += " --model " + f->model;
-    }
-    in.command = cmd;
+    if (!f->analysis.empty()) in.analysis = util::read_json_file(f->analysis, "[report]");
+    if (!f->experiments.empty()) in.experiments = report::load_experiments(f->experiments, f->only);
+    if (!f->samples.empty()) in.samples = util::read_json_file(f->samples, "[report]");
+    if (!f->checkpoint.empty()) in.model = report::model_info_json(load_gpt_checkpoint(f->checkpoint).config);
+    if (!f->model.empty()) in.model = util::read_json_file(f->model, "[report]");
+    in.command = command_line(*c);
     report::write_report(f->out, in);
     std::printf("report: %s (%zu experiments%s%s%s)\n", f->out.c_str(), in.experiments.size(),
                 in.analysis.is_null() ? "" : ", routing analysis", in.model.is_null() ? "" : ", model",

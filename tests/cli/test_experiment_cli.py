@@ -5,9 +5,11 @@ the report reads.
 Usage: /usr/bin/python3 test_experiment_cli.py PATH_TO_moe OUT_DIR
 """
 import datetime
+import html
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -113,6 +115,16 @@ class ExperimentCli(unittest.TestCase):
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--only nope: no such experiment", bad.stderr)
         self.assertIn("(found: balance, dense-vs-moe)", bad.stderr)
+
+    def test_footer_shows_the_whole_command(self):
+        page = os.path.join(OUT, "footer.html")
+        args = ["report", "--out", page, "--experiments", self.exps, "--only", "balance,dense-vs-moe",
+                "--title", "It's <my> report, 2 runs"]
+        run(*args)
+        with open(page, encoding="utf-8") as f:
+            footer = re.search(r"<footer>Made by moe.cpp: <code>(.*?)</code>", f.read(), flags=re.S).group(1)
+        # Split as a shell would, the footer gives back exactly what was run.
+        self.assertEqual(shlex.split(html.unescape(footer)), ["moe", *args])
 
 
 if __name__ == "__main__":
