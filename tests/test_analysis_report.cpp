@@ -88,6 +88,16 @@ TEST(RenderReport, AnalysisSectionsAndEscaping) {
   EXPECT_NEAR(in.analysis["layers"][0]["mi_first_norm"].get<double>(), 1.0, 1e-12);
 }
 
+TEST(RenderReport, SamplesShowTheirSamplingSettings) {
+  ReportInputs in;
+  in.samples = json::array({{{"domain", "en"}, {"prompt", "The "}, {"text", "cat"}, {"temperature", 0.7}, {"top_k", 40},
+                             {"seed", 3}, {"max_new_tokens", 200}},
+                            {{"domain", "de"}, {"prompt", "Der "}, {"text", "Hund"}}});
+  const std::string h = render_report(in);
+  EXPECT_NE(h.find("Sampled with temperature 0.7, top-k 40, seed 3, up to 200 new bytes."), std::string::npos);
+  EXPECT_NE(h.find("Sampling settings not recorded."), std::string::npos);  // a hand-made sample without them
+}
+
 TEST(RenderReport, EmptyInputsAndMissingFields) {
   const std::string h = render_report(ReportInputs{});
   EXPECT_NE(h.find("Nothing to show"), std::string::npos);

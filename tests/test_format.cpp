@@ -86,3 +86,14 @@ TEST(Format, ShellWordsAndTimestamps) {
   EXPECT_EQ(readable_timestamp("2024-06-01T12:34:56Z"), "2024-06-01 12:34 UTC");
   EXPECT_EQ(readable_timestamp("yesterday"), "yesterday");
 }
+
+TEST(Format, WordPrefixCutsBetweenWords) {
+  EXPECT_EQ(word_prefix("Optimism is the content of small men", 24), "Optimism is the content ");
+  EXPECT_EQ(word_prefix("Optimism is the content of small men", 23), "Optimism is the content");
+  EXPECT_EQ(word_prefix("Letzte Worte eines Architekten", 24), "Letzte Worte eines ");
+  EXPECT_EQ(word_prefix("short", 24), "short");
+  EXPECT_EQ(word_prefix("line one\nline two", 12), "line one\n");
+  // One long word: cut on a character boundary, never inside "ü" (2 bytes).
+  EXPECT_EQ(word_prefix("Donaudampfschifffahrtsgesellschaftsbüro", 36), "Donaudampfschifffahrtsgesellschaftsb");
+  EXPECT_EQ(word_prefix("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaü", 35), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+}

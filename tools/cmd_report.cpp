@@ -43,7 +43,7 @@ Run add_report(CLI::App& app) {
   c->add_option("--only", f->only, "Only these experiments of --experiments, comma-separated (e.g. dense-vs-moe,balance)")
       ->delimiter(',')
       ->needs(experiments);
-  c->add_option("--samples", f->samples, "Generation samples: JSON [{\"domain\", \"prompt\", \"text\"}]");
+  c->add_option("--samples", f->samples, "Generation samples: JSON [{\"domain\", \"prompt\", \"text\"}], optionally with their \"temperature\", \"top_k\", \"seed\"");
   c->add_option("--checkpoint", f->checkpoint, "Checkpoint whose model size is shown");
   c->add_option("--model", f->model, "Model JSON (as the report makes from --checkpoint) instead of a checkpoint");
   c->add_option("--title", f->title, "Page title")->capture_default_str();

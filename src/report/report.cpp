@@ -57,6 +57,19 @@ footer { margin-top: 48px; color: var(--muted); font-size: 12.5px; border-top: 1
 code { font: 13px "DejaVu Sans Mono", Consolas, monospace; }
 )";
 
+// "temperature 0.7, top-k 40, seed 3, up to 200 new bytes" from what the sample recorded.
+std::string sampling_settings(const json& x) {
+  std::string o;
+  const std::pair<const char*, const char*> keys[] = {
+      {"temperature", "temperature "}, {"top_k", "top-k "}, {"top_p", "top-p "}, {"seed", "seed "}, {"max_new_tokens", "up to "}};
+  for (const auto& [key, label] : keys) {
+    if (!x.contains(key)) continue;
+    o += (o.empty() ? "Sampled with " : ", ") + std::string(label) + cell(x[key]);
+    if (std::string(key) == "max_new_tokens") o += " new bytes";
+  }
+  return o.empty() ? "Sampling settings not recorded." : o + ".";
+}
+
 }  // namespace
 
 std::string model_section(const json& m, Toc& toc) {
@@ -102,6 +115,7 @@ std::string samples_section(const json& s, Toc& toc) {
   for (const json& x : s) {
     o += "<h4>" + html_escape(need(x, "domain", "samples").get<std::string>()) + "</h4><pre class=\"gen\"><b>" +
          html_escape(x.value("prompt", "")) + "</b>" + html_escape(need(x, "text", "samples").get<std::string>()) + "</pre>";
+    o += "<p class=\"meta\">" + sampling_settings(x) + "</p>";
   }
   return o + "</section>";
 }

@@ -234,8 +234,8 @@ std::string experiment_command(const std::string& name, const ExperimentOptions&
   return c + (o.resume ? " --resume" : "");
 }
 
-// A few sampled continuations per domain from a checkpoint (prompts: the start of the first
-// validation document of each domain).
+// A few sampled continuations per domain from a checkpoint (prompts: the first words of the first
+// validation document of each domain), each with the settings it was sampled with.
 json domain_samples(const std::string& checkpoint, const std::string& data_dir, uint64_t seed) {
   const LoadedModel m = load_gpt_checkpoint(checkpoint);
   const GptPrepared model = prepare_gpt(m.config, m.weights);
@@ -246,8 +246,11 @@ json domain_samples(const std::string& checkpoint, const std::string& data_dir, 
     size_t at = 0;
     while (at < val.domain.size() && val.domain[at] != d) ++at;
     if (at >= val.domain.size()) continue;
-    const size_t plen = std::min<size_t>(24, val.text.size() - at);
-    std::string prompt = val.text.substr(at, plen);
+    size_t end = at;
+    while (end < val.domain.size() && val.domain[end] == d && end - at < 64) ++end;
+    // Up to 32 bytes, at most half the context: the other half is the model's.
+    const size_t max_prompt = static_cast<size_t>(std::min<int64_t>(32, m.config.context / 2));
+    const std::string prompt = util::word_prefix(std::string_view(val.text).substr(at, end - at), max_prompt);
     std::vector<int32_t> seq(prompt.begin(), prompt.end());
     for (int32_t& t : seq) t = static_cast<uint8_t>(t);
     const int64_t n_new = std::min<int64_t>(200, m.config.context - static_cast<int64_t>(seq.size()));
@@ -268,7 +271,11 @@ json domain_samples(const std::string& checkpoint, const std::string& data_dir, 
     out.push_back({{"domain", domains[d].name},
                    {"description", domains[d].description},
                    {"prompt", printable_utf8(prompt)},
-                   {"text", printable_utf8(text)}});
+                   {"text", printable_utf8(text)},
+                   {"temperature", so.temperature},
+                   {"top_k", so.top_k},
+                   {"seed", seed + d},
+                   {"max_new_tokens", n_new}});
   }
   return out;
 }

@@ -126,6 +126,24 @@ class ExperimentCli(unittest.TestCase):
         # Split as a shell would, the footer gives back exactly what was run.
         self.assertEqual(shlex.split(html.unescape(footer)), ["moe", *args])
 
+    def test_samples_cut_at_words_and_record_settings(self):
+        with open(os.path.join(self.data, "val.txt"), encoding="utf-8", errors="replace") as f:
+            val = f.read()
+        samples = self.summary["dense-vs-moe"]["samples"]
+        self.assertEqual(len(samples), 5)
+        for s in samples:
+            p = s["prompt"]
+            self.assertTrue(4 <= len(p.encode()) <= 16, p)  # context 32: half for the prompt
+            at = val.index(p) + len(p)
+            self.assertTrue(p[-1].isspace() or at == len(val) or val[at].isspace(), f"{p!r} + {val[at:at + 10]!r}")
+            self.assertEqual((s["temperature"], s["top_k"]), (0.7, 40))
+            self.assertIsInstance(s["seed"], int)
+            self.assertGreater(s["max_new_tokens"], 0)
+        page = os.path.join(OUT, "samples.html")
+        run("report", "--out", page, "--samples", os.path.join(self.exps, "dense-vs-moe", "samples.json"))
+        with open(page, encoding="utf-8") as f:
+            self.assertEqual(f.read().count("Sampled with temperature 0.7, top-k 40, seed "), 5)
+
 
 if __name__ == "__main__":
     MOE = os.path.abspath(sys.argv.pop(1))
