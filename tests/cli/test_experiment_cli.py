@@ -15,6 +15,9 @@ import subprocess
 import sys
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from render_svg_check import layout_problems  # noqa: E402
+
 MOE = None
 OUT = None
 TINY = ["--steps", "12", "--eval_every", "6", "--eval_windows", "4", "--batch", "4", "--seq", "32", "--emb_dim", "16",
@@ -143,6 +146,25 @@ class ExperimentCli(unittest.TestCase):
         run("report", "--out", page, "--samples", os.path.join(self.exps, "dense-vs-moe", "samples.json"))
         with open(page, encoding="utf-8") as f:
             self.assertEqual(f.read().count("Sampled with temperature 0.7, top-k 40, seed "), 5)
+
+    def test_charts_keep_data_visible(self):
+        """Every line chart: no data on the frame's edge, no legend over data (in SVG coordinates)."""
+        page = os.path.join(OUT, "all.html")
+        run("report", "--out", page, "--experiments", self.exps)
+        with open(page, encoding="utf-8") as f:
+            svgs = re.findall(r"<svg\b.*?</svg>", f.read(), flags=re.S)
+        self.assertEqual(len(svgs), 6)  # validation, cross-entropy, load for each experiment
+        charts = {f"report chart {i}": svg for i, svg in enumerate(svgs)}
+        for name in self.summary:
+            for r in self.summary[name]["runs"]:
+                for plot in ("loss.svg", "load.svg"):
+                    path = os.path.join(self.exps, name, r["name"], plot)
+                    if os.path.exists(path):
+                        with open(path, encoding="utf-8") as f:
+                            charts[path] = f.read()
+        self.assertGreater(len(charts), 12)
+        problems = [f"{where}: {e}" for where, svg in charts.items() for e in layout_problems(svg)]
+        self.assertEqual(problems, [])
 
 
 if __name__ == "__main__":
