@@ -89,7 +89,8 @@ TEST(Format, ShellWordsAndTimestamps) {
 
 TEST(Format, WordPrefixCutsBetweenWords) {
   EXPECT_EQ(word_prefix("Optimism is the content of small men", 24), "Optimism is the content ");
-  EXPECT_EQ(word_prefix("Optimism is the content of small men", 23), "Optimism is the content");
+  EXPECT_EQ(word_prefix("Optimism is the content of small men", 23), "Optimism is the ");
+  EXPECT_EQ(word_prefix("Optimism is", 8), "Optimism");
   EXPECT_EQ(word_prefix("Letzte Worte eines Architekten", 24), "Letzte Worte eines ");
   EXPECT_EQ(word_prefix("short", 24), "short");
   EXPECT_EQ(word_prefix("line one\nline two", 12), "line one\n");

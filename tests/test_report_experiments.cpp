@@ -11,6 +11,7 @@
 
 #include "moe/error.h"
 #include "moe/report.h"
+#include "report/report_internal.h"
 
 namespace moe::report {
 namespace {
@@ -110,7 +111,9 @@ TEST(ExperimentsSection, DateCommandAndDifferingSettingsAreShown) {
   EXPECT_EQ(experiment_when(in.experiments[0]), "2025-01-02 03:04 UTC");
   EXPECT_EQ(experiment_when(in.experiments[1]).rfind("date not recorded (summary.json written 20", 0), 0u);
   const std::string page = render_report(in);
-  EXPECT_NE(page.find("Run 2025-01-02 03:04 UTC with <code>moe experiment a --steps 600</code>"), std::string::npos);
+  EXPECT_NE(page.find("Run 2025-01-02 03:04 UTC with <code><span class=\"nw\">moe</span> <span class=\"nw\">experiment</span> "
+                      "<span class=\"nw\">a</span> <span class=\"nw\">--steps 600</span></code>"),
+            std::string::npos);
   EXPECT_NE(page.find("Run date not recorded (summary.json written "), std::string::npos);
   EXPECT_NE(page.find("command not recorded, settings: seed 1, steps 300"), std::string::npos);
   EXPECT_NE(page.find("not run with the same settings"), std::string::npos);
@@ -119,6 +122,16 @@ TEST(ExperimentsSection, DateCommandAndDifferingSettingsAreShown) {
   // One experiment alone has nothing to differ from.
   in.experiments = load_experiments(f.dir.string(), {"a"});
   EXPECT_EQ(render_report(in).find("not run with the same settings"), std::string::npos);
+}
+
+TEST(ExperimentsSection, CommandsWrapOnlyBetweenFlags) {
+  const std::string cmd = "moe experiment balance --data out/dense-vs-moe --eval_every 25 --resume --title 'a  <b>'";
+  const std::string h = detail::command_html(cmd);
+  EXPECT_NE(h.find("<span class=\"nw\">--data out/dense-vs-moe</span>"), std::string::npos) << h;
+  EXPECT_NE(h.find("<span class=\"nw\">--eval_every 25</span> <span class=\"nw\">--resume</span>"), std::string::npos) << h;
+  // The text is the command, spaces and all.
+  const std::string text = std::regex_replace(h, std::regex("<[^>]*>"), "");
+  EXPECT_EQ(text, "moe experiment balance --data out/dense-vs-moe --eval_every 25 --resume --title &#39;a  &lt;b&gt;&#39;");
 }
 
 TEST(ExperimentsSection, OnlyPicksNamedExperimentsInTheGivenOrder) {

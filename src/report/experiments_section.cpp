@@ -214,7 +214,7 @@ std::string provenance_html(const Experiment& x) {
   const json& s = x.summary;
   std::string o = "<p class=\"meta\">Run " + html_escape(experiment_when(x));
   if (s.contains("command") && s["command"].is_string()) {
-    o += " with <code>" + html_escape(s["command"].get<std::string>()) + "</code>";
+    o += " with " + command_html(s["command"].get<std::string>());
   } else if (s.contains("settings") && s["settings"].is_object()) {
     std::string list;
     for (const auto& [k, v] : s["settings"].items()) list += (list.empty() ? "" : ", ") + html_escape(k) + " " + cell(v);

@@ -53,6 +53,7 @@ pre.gen b { color: var(--accent); }
 .warn { color: #a04000; font-size: 13px; }
 .meta { color: var(--muted); font-size: 13px; margin-top: -4px; }
 .meta code { font-size: 12px; }
+code .nw { white-space: nowrap; }
 footer { margin-top: 48px; color: var(--muted); font-size: 12.5px; border-top: 1px solid var(--rule); padding-top: 10px; }
 code { font: 13px "DejaVu Sans Mono", Consolas, monospace; }
 )";
@@ -156,7 +157,7 @@ std::string render_report(const ReportInputs& in) {
   }
   o += body;
   o += "\n<footer>Made by moe.cpp";
-  if (!in.command.empty()) o += ": <code>" + html_escape(in.command) + "</code>";
+  if (!in.command.empty()) o += ": " + command_html(in.command);
   o += ". Self-contained: inline CSS and SVG, no scripts, no external files.</footer>\n</main>\n</body>\n</html>\n";
   return o;
 }

@@ -90,8 +90,9 @@ std::string fixed_or_na(double x, int decimals) {
 std::string word_prefix(std::string_view t, size_t max_bytes) {
   if (t.size() <= max_bytes) return std::string(t);
   const auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
-  for (size_t n = max_bytes; n > 0; --n)
-    if (space(t[n - 1]) || space(t[n])) return std::string(t.substr(0, n));
+  for (size_t n = max_bytes; n > 0; --n)  // after white space: what follows starts a word
+    if (space(t[n - 1])) return std::string(t.substr(0, n));
+  if (space(t[max_bytes])) return std::string(t.substr(0, max_bytes));  // one word, then white space
   size_t n = max_bytes;
   while (n > 0 && (static_cast<unsigned char>(t[n]) & 0xC0) == 0x80) --n;  // whole characters only
   return std::string(t.substr(0, n));

@@ -35,8 +35,9 @@ std::string text_table(const std::vector<std::vector<std::string>>& rows, size_t
 // x with `decimals` digits after the point, or "n/a" when there is no value (NaN, ±inf).
 std::string fixed_or_na(double x, int decimals);
 
-// The longest prefix of `text` of at most `max_bytes` bytes that ends at a word boundary (white
-// space after it or at its end); when the first word alone is longer, cut on a UTF-8 character boundary.
+// The longest prefix of `text` of at most `max_bytes` bytes that ends after white space (so that
+// what follows starts a word), else the first word if white space follows it; when that word alone
+// is longer, a cut on a UTF-8 character boundary.
 std::string word_prefix(std::string_view text, size_t max_bytes);
 
 // A word for a POSIX shell: as is when it holds only safe characters, else in single quotes.

@@ -108,7 +108,7 @@ class ExperimentCli(unittest.TestCase):
             html = f.read()
         self.assertIn('id="exp-balance"', html)
         self.assertNotIn('id="exp-dense-vs-moe"', html)
-        self.assertIn(" UTC with <code>moe experiment balance --data ", html)
+        self.assertRegex(html, r" UTC with <code>(<span[^>]*>)?moe(</span>)? .*experiment.*balance.*--data ")
         p = run("report", "--out", page, "--experiments", self.exps, "--only", "dense-vs-moe,balance")
         self.assertEqual(re.findall(r"experiment (\S+): run", p.stdout), ["dense-vs-moe", "balance"])
         with open(page, encoding="utf-8") as f:
@@ -126,8 +126,8 @@ class ExperimentCli(unittest.TestCase):
         run(*args)
         with open(page, encoding="utf-8") as f:
             footer = re.search(r"<footer>Made by moe.cpp: <code>(.*?)</code>", f.read(), flags=re.S).group(1)
-        # Split as a shell would, the footer gives back exactly what was run.
-        self.assertEqual(shlex.split(html.unescape(footer)), ["moe", *args])
+        # Split as a shell would, the footer's text gives back exactly what was run.
+        self.assertEqual(shlex.split(html.unescape(re.sub(r"<[^>]*>", "", footer))), ["moe", *args])
 
     def test_samples_cut_at_words_and_record_settings(self):
         with open(os.path.join(self.data, "val.txt"), encoding="utf-8", errors="replace") as f:
@@ -139,6 +139,7 @@ class ExperimentCli(unittest.TestCase):
             self.assertTrue(4 <= len(p.encode()) <= 16, p)  # context 32: half for the prompt
             at = val.index(p) + len(p)
             self.assertTrue(p[-1].isspace() or at == len(val) or val[at].isspace(), f"{p!r} + {val[at:at + 10]!r}")
+            self.assertTrue(p[-1].isspace() or " " not in p, p)  # the continuation starts a word
             self.assertEqual((s["temperature"], s["top_k"]), (0.7, 40))
             self.assertIsInstance(s["seed"], int)
             self.assertGreater(s["max_new_tokens"], 0)
