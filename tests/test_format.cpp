@@ -76,11 +76,10 @@ TEST(Format, NoValueIsNa) {
 }
 
 TEST(Format, ShellWordsAndTimestamps) {
-  EXPECT_EQ(shell_quote("out/experiments"), "out/experiments");
-  EXPECT_EQ(shell_quote("--only=a,b"), "--only=a,b");
-  EXPECT_EQ(shell_quote("My report"), "'My report'");
-  EXPECT_EQ(shell_quote("it's <b>"), "'it'\\''s <b>'");
-  EXPECT_EQ(shell_quote(""), "''");
+  const std::pair<const char*, const char*> words[] = {
+      {"out/experiments", "out/experiments"}, {"--only=a,b", "--only=a,b"}, {"My report", "'My report'"},
+      {"it's <b>", "'it'\\''s <b>'"}, {"", "''"}};
+  for (const auto& [word, quoted] : words) EXPECT_EQ(shell_quote(word), quoted);
   EXPECT_EQ(utc_timestamp(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(utc_timestamp(1717245296), "2024-06-01T12:34:56Z");
   EXPECT_EQ(readable_timestamp("2024-06-01T12:34:56Z"), "2024-06-01 12:34 UTC");
