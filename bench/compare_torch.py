@@ -9,8 +9,11 @@ Ours runs first (`moe bench layer --json` in a subprocess), then the PyTorch var
   dense                one SwiGLU FFN of width k·f over every token: the same active FLOPs, no routing
 The routing has the same distribution as ours (uniform or zipf:S: expert e drawn with weight (e+1)^-s
 without replacement, ids shuffled), not the same draws.
-Debian's torch calls the system libblas.so.3, which is netlib's reference BLAS here (~3 GFLOP/s, one
-thread); the script names the BLAS it found.  For a baseline closer to a pip wheel's, point it at OpenBLAS:
+Debian's torch calls the system libblas.so.3, which is netlib's reference BLAS unless another BLAS
+is installed (~3-5 GFLOP/s, one thread): against that, "ours faster by" measures the library, not
+the MoE dispatch. So before running anything the script finds the BLAS torch loaded and times a
+small GEMM; on the reference BLAS, or below SLOW_GEMM_GFLOPS, it refuses (exit 2) unless
+--allow_slow_blas, and then marks every ratio meaningless. For a baseline closer to a pip wheel's:
   LD_LIBRARY_PATH=<dir holding OpenBLAS's libblas.so.3> OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 ...
 """
 import argparse
@@ -35,6 +38,10 @@ PRESETS = {  # d, f, E, k
 DEEPSEEK_NOTE = ("note: the real DeepSeek-V3 has E=256 k=8, whose f32 weights (45 GB) do not fit in this machine; "
                  "E=64 k=2 keeps the rows per expert (T*k/E = 16 at 512 tokens) and the per-expert GEMM shape")
 GB = 1e9
+# A tuned BLAS runs a 256^3 float GEMM at tens of GFLOP/s on one core of this class; netlib's
+# reference Fortran loops at 3-5. Below this, torch's timings say more about its BLAS than its MoE.
+SLOW_GEMM_GFLOPS = 15.0
+REFERENCE_BLAS = "netlib reference BLAS"
 
 
 def parse_args():
@@ -51,6 +58,8 @@ def parse_args():
     p.add_argument("--seconds", type=float, default=2.0, help="minimum time per measurement")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--allow_slow_blas", action="store_true",
+                   help="run even when torch's BLAS is netlib's reference or slow (the ratios are then marked meaningless)")
     a = p.parse_args()
     dims = dict(zip(("emb_dim", "hidden_dim", "num_experts", "top_k"), PRESETS[a.preset] if a.preset else (None,) * 4))
     for name, val in dims.items():
@@ -149,14 +158,74 @@ def router(x, Wr, k):
     return top_w / top_w.sum(-1, keepdim=True), top_i
 
 
+def blas_libraries(maps_text):
+    """Paths of the BLAS-like shared libraries in a /proc/<pid>/maps text, sorted."""
+    return sorted({ln.split()[-1] for ln in maps_text.splitlines()
+                   if "/" in ln and any(s in ln.rsplit("/", 1)[-1].lower() for s in ("blas", "mkl_", "blis"))})
+
+
+def blas_kind(libs, has_symbol, config):
+    """Which BLAS torch uses, from the libraries loaded (has_symbol(lib, name) -> bool tells which
+    library exports what) and torch.__config__.show(): OpenBLAS, BLIS, MKL, ATLAS, netlib's
+    reference BLAS, or "unknown (<path>)"."""
+    if "BLAS_INFO=mkl" in config or any("mkl" in lib for lib in libs):
+        return "MKL"
+    for lib in libs:
+        for symbol, kind in (("openblas_get_config", "OpenBLAS"), ("bli_info_get_version_str", "BLIS"),
+                             ("ATL_xerbla", "ATLAS")):
+            if has_symbol(lib, symbol):
+                return kind
+    # Debian's libblas3 (netlib's Fortran) lives in .../blas/; the tuned ones in their own folders.
+    if any(lib.rsplit("/", 2)[-2:-1] == ["blas"] for lib in libs):
+        return REFERENCE_BLAS
+    return f"unknown ({', '.join(libs) or 'none loaded'})"
+
+
+def blas_verdict(kind, gemm_gflops):
+    """(meaningful, reason): whether timing torch against ours compares MoE code or BLAS libraries."""
+    if kind == REFERENCE_BLAS:
+        return False, (f"torch calls {REFERENCE_BLAS} ({gemm_gflops:.1f} GFLOP/s on a 256^3 GEMM, one thread): "
+                       "a 'faster by' measures that library, not moe.cpp's MoE kernels")
+    if gemm_gflops < SLOW_GEMM_GFLOPS:
+        return False, (f"torch's GEMM runs at {gemm_gflops:.1f} GFLOP/s with {kind} (a tuned BLAS does over "
+                       f"{SLOW_GEMM_GFLOPS:.0f}): a 'faster by' would measure the library, not the MoE kernels")
+    return True, ""
+
+
+def gemm_gflops(n=256, repeats=3):
+    """torch's float GEMM speed: the best of a few n^3 products (~30 ms even on the reference BLAS)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def has_symbol(lib, name):
+    try:
+        return hasattr(ctypes.CDLL(lib), name)
+    except OSError:
+        return False
+
+
 def torch_blas(threads):
-    """The BLAS library torch is linked with; give OpenBLAS our thread count."""
-    libs = {ln.split()[-1] for ln in open("/proc/self/maps") if any(s in ln for s in ("blas", "mkl_", "blis"))}
-    lib = sorted(libs)[0] if libs else "built-in (MKL or none)"
-    if "openblas" in lib:
-        ctypes.CDLL(lib).openblas_set_num_threads(threads)
-        return lib, "OpenBLAS"
-    return lib, "netlib reference BLAS: one thread, ~3 GFLOP/s" if "/blas/libblas" in lib else lib
+    """The BLAS torch calls, its kind and speed, and whether comparing with it means anything;
+    OpenBLAS gets our thread count."""
+    torch.set_num_threads(threads)
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))  # loads the BLAS library if it is loaded lazily
+    with open("/proc/self/maps") as f:
+        libs = blas_libraries(f.read())
+    kind = blas_kind(libs, has_symbol, torch.__config__.show())
+    if kind == "OpenBLAS":
+        for lib in libs:
+            if has_symbol(lib, "openblas_set_num_threads"):
+                ctypes.CDLL(lib).openblas_set_num_threads(threads)
+    speed = gemm_gflops()
+    meaningful, reason = blas_verdict(kind, speed)
+    return {"libraries": libs, "kind": kind, "gemm_gflops": speed, "meaningful": meaningful, "reason": reason}
 
 
 def run_ours(a):
@@ -185,7 +254,6 @@ def run_torch(a):
         w = torch.softmax(torch.randn(T, k), dim=-1)  # renormalised top-k weights
         counts = torch.bincount(ids.reshape(-1), minlength=E).float()
         res["routing"] = {"active_experts": int((counts > 0).sum()), "max_over_mean": float(counts.max() / counts.mean())}
-        res["blas"], res["blas_kind"] = torch_blas(a.threads)
         Wr = torch.randn(E, d) * sh
         _, res["router"] = time_it(lambda: router(x, Wr, k), a.seconds / 2)
         G, U, D = torch.randn(E, f, d).mul_(sh), torch.randn(E, f, d).mul_(sh), torch.randn(E, d, f).mul_(si)
@@ -201,6 +269,11 @@ def run_torch(a):
 def main():
     a = parse_args()
     need, avail = check_memory(a)
+    blas = torch_blas(a.threads)  # before anything heavy: refuse a comparison that means nothing
+    if not blas["meaningful"] and not a.allow_slow_blas:
+        sys.stderr.write(f"refusing: {blas['reason']}.\nPoint torch at a tuned BLAS (LD_LIBRARY_PATH=<dir holding "
+                         "OpenBLAS's libblas.so.3>, see docs/performance.md) or pass --allow_slow_blas to run anyway.\n")
+        sys.exit(2)
     load = open("/proc/loadavg").read().split()[0]  # a shared machine: other work skews every figure
     d, f, E, k, T = a.emb_dim, a.hidden_dim, a.num_experts, a.top_k, a.tokens
     flops = 2.0 * T * k * 3 * d * f
@@ -227,9 +300,10 @@ def main():
                           "threads": a.threads, "routing": a.routing, "seconds": a.seconds, "seed": a.seed},
                "memory_gb": {"estimated_need": need, "available": avail}, "loadavg_at_start": float(load),
                "expert_flops": flops, "ours": ours,
-               "torch": {"version": torch.__version__, "blas": tr["blas"], "blas_kind": tr["blas_kind"],
+               "torch": {"version": torch.__version__, "blas": blas,
                          "routing": tr["routing"], "naive": tr["naive"], "sorted": tr["sorted"],
                          "router": tr["router"], "dense": tr["dense"]},
+               "comparison_meaningful": blas["meaningful"],
                "table": [{"variant": r[0], "ms": r[1], "median_ms": r[2], "gflops": r[3], "ours_faster_by": r[4]}
                          for r in rows],
                "numerics": {"naive_vs_sorted_rel_max_abs_diff": tr["rel_diff"], "ok": numerics_ok}}
@@ -241,16 +315,22 @@ def main():
     print(f"{name}(d={d} f={f} E={E} k={k}) tokens={T} threads={a.threads} routing={a.routing}")
     if a.preset == "deepseek":
         print(DEEPSEEK_NOTE)
-    print(f"{'variant':<30}{'ms':>10}{'median':>10}{'GFLOP/s':>10}   ours faster by")
+    warning = "" if blas["meaningful"] else f"MEANINGLESS COMPARISON: {blas['reason']}."
+    if warning:
+        print(warning)
+    print(f"{'variant':<30}{'ms':>10}{'median':>10}{'GFLOP/s':>10}   ours faster by" + ("" if blas["meaningful"] else " (meaningless)"))
     for n, ms, med, g, ratio in rows:
-        med_s = f"{med:10.3f}" if med is not None else f"{'-':>10}"
-        print(f"{n:<30}{ms:10.3f}{med_s}{g:10.1f}   {'' if ratio is None else f'{ratio:.3g}'}")
+        med_s = f"{med:10.3f}" if med is not None else f"{'n/a':>10}"
+        print(f"{n:<30}{ms:10.3f}{med_s}{g:10.1f}   {'' if ratio is None else f'{ratio:.3g}' + ('' if blas['meaningful'] else '*')}")
     c = ours["ceilings"]
     print(f"ceilings: FMA {c['fma_gflops']:.0f} GFLOP/s, triad {c['triad_gbps']:.1f} GB/s; load average at start {load}")
     ro, rt = ours["routing"], tr["routing"]
     print(f"routing: ours {ro['active_experts']} active experts, max/mean {ro['max_over_mean']:.2f}; "
           f"torch {rt['active_experts']} active, max/mean {rt['max_over_mean']:.2f} (same distribution, other draws)")
-    print(f"torch {torch.__version__} BLAS: {tr['blas']} ({tr['blas_kind']})")
+    print(f"torch {torch.__version__} BLAS: {', '.join(blas['libraries']) or 'built in'} ({blas['kind']}, "
+          f"{blas['gemm_gflops']:.1f} GFLOP/s on a 256^3 GEMM)")
+    if warning:
+        print("* " + warning)
     print(f"numerics: naive vs sorted max|diff|/max|y| = {tr['rel_diff']:.2e} ({'ok' if numerics_ok else 'FAIL'} < 1e-4)")
 
 

@@ -3,10 +3,13 @@
 
 usage: render_svg_check.py CHART.svg [--keep OUT.png] [--size 700x500] [--chromium PATH]
 
-Checks: the SVG parses as XML and declares the expected size (--size, if given); Chromium,
-with its window set to that size, renders a screenshot of that size that is not blank and
-holds pixels of the first two default palette colours (#1f77b4, #ff7f0e). Exit 0 = pass, 1 = fail,
-2 = could not run (bad arguments, Chromium missing or crashed). Standard library + numpy only.
+Checks: the SVG parses as XML and declares the expected size (--size, if given); its layout, in
+the SVG's own coordinates (layout_problems: no data point or reference line within
+EDGE_CLEARANCE px of the frame's top or bottom, and the legend box crossing no series line, marker
+or reference line); Chromium, with its window set to that size, renders a screenshot of that size
+that is not blank and holds pixels of the first two default palette colours (#1f77b4, #ff7f0e).
+Exit 0 = pass, 1 = fail, 2 = could not run (bad arguments, Chromium missing or crashed).
+Standard library + numpy only; layout_problems is used by the report tests too.
 """
 import argparse
 import os
@@ -25,6 +28,70 @@ SERIES_COLOURS = {"#1f77b4": (0x1F, 0x77, 0xB4), "#ff7f0e": (0xFF, 0x7F, 0x0E)}
 TOLERANCE = 12  # per channel; anti-aliasing blends edges, but line cores keep the exact colour
 MIN_COLOUR_PIXELS = 50  # a 2 px line across a few hundred px gives thousands
 MIN_INK_FRACTION = 0.01  # text, frame and lines cover well over 1 % of a chart
+
+
+EDGE_CLEARANCE = 20  # px; the chart keeps its data 30 px from the top and bottom of the frame
+
+
+def _tag(el):
+    return el.tag.rsplit("}", 1)[-1]
+
+
+def _num(el, key):
+    return float(el.attrib[key])
+
+
+def layout_problems(svg, clearance=EDGE_CLEARANCE):
+    """Problems of a line chart written by src/plot/svg_chart.cpp, in the SVG's own coordinates:
+    data on the frame's top or bottom edge, a legend over data. `svg` is the document's text or
+    root element; a picture without a chart frame (a heatmap, bars) has none. Returns messages."""
+    root = ET.fromstring(svg) if isinstance(svg, str) else svg
+    frame = next((el for el in root.iter() if _tag(el) == "rect" and el.get("class") == "frame"), None)
+    if frame is None:
+        return []
+    top, bottom = _num(frame, "y"), _num(frame, "y") + _num(frame, "height")
+    lines, points = [], []  # lines: (what, [(x, y), ...]); points: (what, x, y, half-size)
+    data = next(el for el in root.iter() if _tag(el) == "g" and el.get("class") == "data")
+    for i, el in enumerate(e for e in data if e.get("class") == "series"):
+        pts = [tuple(map(float, p.split(","))) for p in el.get("points").split()]
+        lines.append((f"series line #{i} ({el.get('stroke')})", pts))
+    for el in data:
+        if el.get("class") == "hline":
+            lines.append((f"reference line ({el.get('stroke')})",
+                          [(_num(el, "x1"), _num(el, "y1")), (_num(el, "x2"), _num(el, "y2"))]))
+        elif el.get("class") == "marker":
+            if _tag(el) == "circle":
+                points.append(("marker", _num(el, "cx"), _num(el, "cy"), _num(el, "r")))
+            else:
+                h = _num(el, "width") / 2
+                points.append(("marker", _num(el, "x") + h, _num(el, "y") + h, h))
+    errors = []
+    for what, pts in lines:
+        for x, y in pts:
+            if y < top + clearance or y > bottom - clearance:
+                edge, d = ("top", y - top) if y - top < bottom - y else ("bottom", bottom - y)
+                errors.append(f"{what} at ({x:.1f}, {y:.1f}) is {d:.1f} px from the frame's {edge} (want >= {clearance})")
+                break
+    legend = next((el for el in root.iter() if _tag(el) == "g" and el.get("class") == "legend"), None)
+    if legend is not None:
+        box = next(el for el in legend if _tag(el) == "rect")
+        x0, y0 = _num(box, "x"), _num(box, "y")
+        x1, y1 = x0 + _num(box, "width"), y0 + _num(box, "height")
+        inside = lambda x, y, r=0.0: x0 - r <= x <= x1 + r and y0 - r <= y <= y1 + r
+        for what, pts in lines:
+            for (ax, ay), (bx, by) in zip(pts, pts[1:]):
+                n = 1 + int(max(abs(bx - ax), abs(by - ay)))  # a sample per pixel along the segment
+                hit = next(((ax + (bx - ax) * k / n, ay + (by - ay) * k / n) for k in range(n + 1)
+                            if inside(ax + (bx - ax) * k / n, ay + (by - ay) * k / n)), None)
+                if hit:
+                    errors.append(f"the legend box ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) covers {what} at "
+                                  f"({hit[0]:.1f}, {hit[1]:.1f})")
+                    break
+        for what, x, y, r in points:
+            if inside(x, y, r):
+                errors.append(f"the legend box ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) covers a {what} at ({x:.1f}, {y:.1f})")
+                break
+    return errors
 
 
 def decode_png(data):
@@ -127,6 +194,7 @@ def main():
     if args.size and args.size.lower() != f"{width}x{height}":
         print(f"render_svg_check: FAIL: {args.svg} declares {width}x{height}, expected {args.size}", file=sys.stderr)
         return 1
+    layout = layout_problems(root)
     if not os.access(args.chromium, os.X_OK):
         print(f"render_svg_check: chromium not found at {args.chromium}", file=sys.stderr)
         return 2
@@ -139,7 +207,7 @@ def main():
             return 2
         with open(png, "rb") as f:
             pixels = decode_png(f.read())
-    errors = check(pixels, width, height)
+    errors = layout + check(pixels, width, height)
     for e in errors:
         print(f"render_svg_check: FAIL: {args.svg}: {e}", file=sys.stderr)
     if not errors:

@@ -88,6 +88,16 @@ TEST(RenderReport, AnalysisSectionsAndEscaping) {
   EXPECT_NEAR(in.analysis["layers"][0]["mi_first_norm"].get<double>(), 1.0, 1e-12);
 }
 
+TEST(RenderReport, SamplesShowTheirSamplingSettings) {
+  ReportInputs in;
+  in.samples = json::array({{{"domain", "en"}, {"prompt", "The "}, {"text", "cat"}, {"temperature", 0.7}, {"top_k", 40},
+                             {"seed", 3}, {"max_new_tokens", 200}},
+                            {{"domain", "de"}, {"prompt", "Der "}, {"text", "Hund"}}});
+  const std::string h = render_report(in);
+  EXPECT_NE(h.find("Sampled with temperature 0.7, top-k 40, seed 3, up to 200 new bytes."), std::string::npos);
+  EXPECT_NE(h.find("Sampling settings not recorded."), std::string::npos);  // a hand-made sample without them
+}
+
 TEST(RenderReport, EmptyInputsAndMissingFields) {
   const std::string h = render_report(ReportInputs{});
   EXPECT_NE(h.find("Nothing to show"), std::string::npos);
@@ -106,13 +116,13 @@ TEST(Experiments, LoadsSummariesAndRendersCharts) {
   {
     std::ofstream m(dir / "exp_a" / "dense.jsonl");
     for (int s = 1; s <= 20; ++s) {
-      json r = {{"step", s}, {"loss", 5.0 - 0.1 * s}};
+      json r = {{"step", s}, {"loss", 5.0 - 0.1 * s}, {"ce", 5.0 - 0.1 * s}};
       if (s % 5 == 0) r["val_bpb"] = 6.0 - 0.1 * s;
       m << r.dump() << "\n";
     }
     std::ofstream n(dir / "exp_a" / "moe.jsonl");
     for (int s = 1; s <= 20; ++s)
-      n << json({{"step", s}, {"loss", 4.9 - 0.1 * s}, {"load_max_over_mean", {{"0", 1.5}, {"1", 1.3}}}}).dump() << "\n";
+      n << json({{"step", s}, {"loss", 4.9 - 0.1 * s}, {"ce", 4.8 - 0.1 * s}, {"load_max_over_mean", {{"0", 1.5}, {"1", 1.3}}}}).dump() << "\n";
     n << "not json\n";
     json summary = {{"experiment", "exp_a"}, {"title", "Dense & MoE"}, {"description", "d <i>"},
                     {"runs", json::array({{{"name", "dense"}, {"label", "dense"}, {"metrics", "dense.jsonl"}, {"final", {{"val_bpb", 4.0}}}},
@@ -133,7 +143,7 @@ TEST(Experiments, LoadsSummariesAndRendersCharts) {
   ReportInputs in;
   in.experiments = xs;
   const std::string h = render_report(in);
-  EXPECT_EQ(count(h, "<svg"), 3u);  // validation bpb, train loss, expert load
+  EXPECT_EQ(count(h, "<svg"), 3u);  // validation bpb, train cross-entropy, expert load
   EXPECT_NE(h.find("Dense &amp; MoE"), std::string::npos);
   EXPECT_NE(h.find("note &lt;1&gt;"), std::string::npos);
   EXPECT_NE(h.find("MoE 8x"), std::string::npos);

@@ -176,8 +176,9 @@ TEST(SvgChart, LogAxisLabelsDecades) {
   spec.series = {make_series("s", {0, 1, 2, 3}, {1e3, 1e4, 1e5, 1e6})};
   const std::string svg = render_svg(spec);
   EXPECT_EQ(texts(svg, "ytick"), (std::vector<std::string>{"10^3", "10^4", "10^5", "10^6"}));
-  // Decades, minor ticks 2..9 between them, and 8e2, 9e2 inside the 5 % margin below 10^3.
-  EXPECT_EQ(count(group(svg, "y-axis"), "<line"), 4u + 3 * 8 + 2);
+  // Decades, minor ticks 2..9 between them, and 6e2..9e2 inside the margin below 10^3 (the data
+  // keeps 30 px from the frame: 0.28 of this plot's 3.6 decades).
+  EXPECT_EQ(count(group(svg, "y-axis"), "<line"), 4u + 3 * 8 + 4);
   // Negative exponents use a typographic minus.
   spec.series[0].y = {1e-6, 1e-5, 1e-4, 1e-3};
   EXPECT_EQ(texts(render_svg(spec), "ytick"),
@@ -286,6 +287,63 @@ TEST(SvgChart, DegenerateDataStaysFinite) {
   EXPECT_NEAR(pts[0].second, std::stod(frame[1]) + std::stod(frame[2]) / 2, 0.5);
   EXPECT_EQ(count(group(svg, "data"), "<circle"), 3u);
   EXPECT_EQ(count(group(render_svg(specs[1]), "data"), "<rect"), 1u);
+}
+
+struct Box {
+  double x = 0, y = 0, w = 0, h = 0;
+  bool contains(double px, double py) const { return px >= x && px <= x + w && py >= y && py <= y + h; }
+};
+
+Box rect_after(const std::string& svg, const std::string& marker) {
+  std::smatch m;
+  const std::string from = svg.substr(svg.find(marker));
+  EXPECT_TRUE(std::regex_search(from, m, std::regex(R"re(<rect [^>]*x="([^"]*)" y="([^"]*)" width="([^"]*)" height="([^"]*)")re")));
+  return {std::stod(m[1]), std::stod(m[2]), std::stod(m[3]), std::stod(m[4])};
+}
+
+TEST(SvgChart, DataKeepsClearOfTheFrame) {
+  for (bool log : {true, false}) {
+    const std::string svg = render_svg(reference_spec(log));
+    const Box frame = rect_after(svg, "<rect class=\"frame\"");
+    for (size_t i = 0; i < 2; ++i)
+      for (const auto& [x, y] : polyline(svg, i)) {
+        EXPECT_GE(y, frame.y + 29.9) << "series " << i << " at " << x << " (log " << log << ")";
+        EXPECT_LE(y, frame.y + frame.h - 29.9) << "series " << i << " at " << x << " (log " << log << ")";
+      }
+    // The dotted dense line is drawn over the series (the total runs along it), markers over both.
+    const std::string data = group(svg, "data");
+    EXPECT_GT(data.find("<line class=\"hline\""), data.rfind("<polyline"));
+    EXPECT_GT(data.find("class=\"marker\""), data.find("<line class=\"hline\""));
+  }
+}
+
+TEST(SvgChart, LegendLeavesTheDataUncovered) {
+  // Four noisy series over the whole plot: no spot inside is free, so the legend goes above it.
+  ChartSpec spec;
+  spec.title = "expert load";
+  spec.width = 760, spec.height = 400;
+  for (int s = 0; s < 4; ++s) {
+    Series series = make_series("a long label for run number " + std::to_string(s) + " (α=0.01)", {}, {});
+    for (int i = 0; i < 150; ++i) {
+      series.x.push_back(i);
+      series.y.push_back(1.5 + 2.5 * std::abs(std::sin(0.37 * i * (s + 1) + s)));
+    }
+    spec.series.push_back(series);
+  }
+  const std::string svg = render_svg(spec);
+  const Box frame = rect_after(svg, "<rect class=\"frame\""), legend = rect_after(svg, "<g class=\"legend\"");
+  EXPECT_LE(legend.y + legend.h, frame.y) << "the legend sits above the plot";
+  for (size_t i = 0; i < 4; ++i)
+    for (const auto& [x, y] : polyline(svg, i)) EXPECT_FALSE(legend.contains(x, y)) << x << "," << y;
+  EXPECT_EQ(count(group(svg, "legend"), "<text"), 4u);
+  // A free corner keeps the legend inside, as matplotlib's "best".
+  spec.series.resize(1);
+  spec.series[0].y.assign(150, 1.0);
+  spec.series[0].y.back() = 0.0;  // low line: the upper right is free
+  const std::string inside = render_svg(spec);
+  const Box f2 = rect_after(inside, "<rect class=\"frame\""), l2 = rect_after(inside, "<g class=\"legend\"");
+  EXPECT_GT(l2.y, f2.y);
+  EXPECT_LT(l2.x + l2.w, f2.x + f2.w);
 }
 
 void expect_throw(const ChartSpec& spec, const std::string& fragment) {

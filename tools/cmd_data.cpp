@@ -1,9 +1,12 @@
 // `moe data`: builds the labelled demo corpus (src/train/corpus.cpp) and prints what it holds.
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "commands.h"
 #include "moe/corpus.h"
+#include "util/format.h"
 
 namespace moe::cli {
 
@@ -18,16 +21,16 @@ Run add_data(CLI::App& app) {
   return [o, c]() -> int {
     if (!c->parsed()) return 0;
     const CorpusStats s = write_corpus(*o);
-    std::printf("%-4s %-28s %6s %10s %8s %9s %7s\n", "id", "domain", "files", "train B", "docs", "val B", "docs");
+    std::vector<std::vector<std::string>> rows = {{"id", "domain", "files", "train B", "docs", "val B", "docs"}};
     const auto& d = corpus_domains();
     for (size_t i = 0; i < d.size(); ++i)
-      std::printf("%-4s %-28s %6lld %10lld %8lld %9lld %7lld\n", d[i].name.c_str(), d[i].description.c_str(),
-                  static_cast<long long>(s.files_per_domain[i]), static_cast<long long>(s.train.bytes_per_domain[i]),
-                  static_cast<long long>(s.train.documents_per_domain[i]), static_cast<long long>(s.val.bytes_per_domain[i]),
-                  static_cast<long long>(s.val.documents_per_domain[i]));
-    std::printf("total: train %lld bytes (%lld documents), val %lld bytes (%lld documents) -> %s\n",
-                static_cast<long long>(s.train.bytes), static_cast<long long>(s.train.documents),
-                static_cast<long long>(s.val.bytes), static_cast<long long>(s.val.documents), o->out_dir.c_str());
+      rows.push_back({d[i].name, d[i].description, util::group_thousands(s.files_per_domain[i]),
+                      util::group_thousands(s.train.bytes_per_domain[i]), util::group_thousands(s.train.documents_per_domain[i]),
+                      util::group_thousands(s.val.bytes_per_domain[i]), util::group_thousands(s.val.documents_per_domain[i])});
+    std::fputs(util::text_table(rows, 2).c_str(), stdout);
+    std::printf("total: train %s bytes (%s documents), val %s bytes (%s documents) -> %s\n",
+                util::group_thousands(s.train.bytes).c_str(), util::group_thousands(s.train.documents).c_str(),
+                util::group_thousands(s.val.bytes).c_str(), util::group_thousands(s.val.documents).c_str(), o->out_dir.c_str());
     return 0;
   };
 }

@@ -2,9 +2,11 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "moe/experiments.h"
+#include "util/format.h"
 
 namespace moe::cli {
 
@@ -45,15 +47,9 @@ Run add_experiment(CLI::App& app) {
     for (const std::string& n : todo) {
       const nlohmann::json s = run_experiment(n, *o);
       std::printf("\n== %s: %s\n", n.c_str(), s["description"].get<std::string>().c_str());
-      for (const auto& row : s["table"]) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); ++i) {
-          char cell[96];
-          std::snprintf(cell, sizeof cell, i == 0 ? "%-52s" : " %18s", row[i].get<std::string>().c_str());
-          line += cell;
-        }
-        std::printf("%s\n", line.c_str());
-      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& row : s["table"]) rows.push_back(row.get<std::vector<std::string>>());
+      std::fputs(util::text_table(rows).c_str(), stdout);
       for (const auto& note : s["notes"]) std::printf("  %s\n", note.get<std::string>().c_str());
       std::printf("  -> %s/%s/summary.json\n", o->out_dir.c_str(), n.c_str());
     }

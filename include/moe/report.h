@@ -20,12 +20,18 @@ struct Experiment {
   nlohmann::json summary;                          // summary.json as read
   std::vector<std::vector<nlohmann::json>> metrics;  // [runs] metrics.jsonl records (empty if unreadable)
   std::vector<std::string> warnings;               // e.g. a metrics file that could not be read
+  std::string written;                             // summary.json's modification time, UTC ISO 8601
 };
 
-// Every <dir>/*/summary.json, sorted by folder name; metrics paths are resolved against the
-// summary's folder when relative. Throws InvalidInput("[report] ...") for a missing dir or a
-// summary that is not valid JSON or lacks "runs".
-std::vector<Experiment> load_experiments(const std::string& dir);
+// Every <dir>/*/summary.json, sorted by folder name, or only the experiments named in `only`
+// (folder name or "experiment" field), in that order; metrics paths are resolved against the
+// summary's folder when relative. Throws InvalidInput("[report] ...") for a missing dir, a name of
+// `only` that is not there (listing those that are), or a summary that is not valid JSON or lacks "runs".
+std::vector<Experiment> load_experiments(const std::string& dir, const std::vector<std::string>& only = {});
+
+// When the experiment ran, for people: "2025-06-01 12:34 UTC" from summary.json's "created", or
+// "date not recorded (summary.json written 2025-06-01 12:34 UTC)" for summaries that lack it.
+std::string experiment_when(const Experiment& x);
 
 // The model section's data from a config: the config itself, parameters total/active, weight
 // bytes (f32, bf16), KV cache bytes per token and, where the estimator's whole-model counter

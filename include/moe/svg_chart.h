@@ -40,7 +40,9 @@ struct ChartSpec {
   int height = 500;  // px
 };
 
-// Renders the chart as a complete SVG document (UTF-8, text escaped). Throws
+// Renders the chart as a complete SVG document (UTF-8, text escaped). Layout: the data keep 30 px
+// from the top and bottom of the frame; reference lines are drawn over the series lines, markers
+// over both; the legend goes where it covers no data inside the plot, else above the plot. Throws
 // std::invalid_argument("[svg_chart] ...") for an empty chart, mismatched x/y lengths,
 // non-finite values, or values <= 0 on a log axis.
 std::string render_svg(const ChartSpec& spec);

@@ -1,4 +1,5 @@
 // The routing analysis as JSON (what `moe report` reads) and as a short text summary.
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -126,9 +127,8 @@ std::string format_analysis_summary(const RoutingAnalysis& a) {
     if (l.unrouted > 0) o += "  [" + util::group_thousands(l.unrouted) + " bytes unrouted]";
     o += "\n";
   }
-  std::snprintf(buf, sizeof buf, "H(domain) = %.4f bits; normalised MI = I / H(domain) (0 = no relation, 1 = expert determines domain)\n",
-                a.layers.empty() ? 0.0 : a.layers[0].h_domain_bits);
-  o += buf;
+  o += "H(domain) = " + util::fixed_or_na(a.layers.empty() ? NAN : a.layers[0].h_domain_bits, 4) +
+       " bits; normalised MI = I / H(domain) (0 = no relation, 1 = expert determines domain)\n";
   return o;
 }
 

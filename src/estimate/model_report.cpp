@@ -11,16 +11,10 @@ namespace moe::estimate {
 using util::gigabytes;
 using util::group_thousands;
 using util::label_line;
+using util::pad_left;
+using util::pad_right;
 
 namespace {
-
-std::string pad_left(const std::string& s, size_t width) {
-  return s.size() >= width ? s : std::string(width - s.size(), ' ') + s;
-}
-
-std::string pad_right(const std::string& s, size_t width) {
-  return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
-}
 
 std::string bytes_text(int64_t bytes) {
   return group_thousands(bytes) + " B (" + util::binary_bytes(static_cast<double>(bytes)) + ")";
@@ -108,7 +102,7 @@ std::string format_model_report(const ModelCount& c, const std::string& source) 
                                                    " (their cache stops growing at the window)");
   }
   if (c.context > 0) {
-    out += label_line("KV cache @ " + std::to_string(c.context), gigabytes(c.kv_bytes_for_context) + " (" +
+    out += label_line("KV cache @ " + group_thousands(c.context), gigabytes(c.kv_bytes_for_context) + " (" +
                                                                      group_thousands(c.kv_bytes_for_context) + " B)");
   }
 

@@ -74,7 +74,7 @@ std::string sweep_svg(const SweepConfig& c, const Sweep& sweep, bool y_log) {
   }
   chart.series = {active, total};
   chart.hlines = {{"FFN dense (active = total)", static_cast<double>(sweep.dense_params),
-                   plot::LineStyle::dotted, "gray"}};
+                   plot::LineStyle::dotted, "black"}};
   return plot::render_svg(chart);
 }
 

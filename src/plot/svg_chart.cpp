@@ -23,6 +23,9 @@ constexpr double kSupFont = 10;                        // exponent in 10^n tick 
 constexpr double kMajorTick = 5, kMinorTick = 3;       // 3.5 pt / 2 pt
 constexpr double kLineWidth = 2, kMarkerSize = 8;      // 1.5 pt, 6 pt
 constexpr double kMargin = 0.05;                       // matplotlib's axes.[xy]margin
+// Data never comes closer than this to the top or bottom of the frame: a flat series at the
+// extreme (total parameters, a load at its maximum) would otherwise read as part of the frame.
+constexpr double kEdgeClearance = 30;
 constexpr const char* kMinus = "\u2212";               // typographic minus, as matplotlib
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("[svg_chart] " + msg); }
@@ -135,14 +138,14 @@ int decimals_for(double step) {  // enough digits to tell adjacent 1/2/5×10^n t
 // Linear ticks on 1/2/5×10^n steps. Labels share one style per axis: plain decimals,
 // k/M/B/T suffixes for large values (parameter counts read as "600M", "1.5B"), or m×10^e
 // for tiny/huge values, so an axis never mixes "1e+08" with "200000000".
-Axis linear_axis(double lo, double hi, int max_ticks) {
+Axis linear_axis(double lo, double hi, int max_ticks, double margin = kMargin) {
   if (hi - lo <= 1e-12 * std::max(std::abs(lo), std::abs(hi))) {  // constant data
     double c = 0.5 * (lo + hi), d = c == 0 ? 0.05 : 0.05 * std::abs(c);
     lo = c - d, hi = c + d;
   }
   Axis ax;
-  ax.lo = lo - kMargin * (hi - lo);
-  ax.hi = hi + kMargin * (hi - lo);
+  ax.lo = lo - margin * (hi - lo);
+  ax.hi = hi + margin * (hi - lo);
   double raw = (ax.hi - ax.lo) / max_ticks, p = std::pow(10.0, std::floor(std::log10(raw)));
   double step = 10 * p;
   for (double m : {1.0, 2.0, 5.0}) {
@@ -182,10 +185,10 @@ Axis linear_axis(double lo, double hi, int max_ticks) {
   return ax;
 }
 
-// Log ticks: decades labelled 10^n with unlabelled minor ticks at 2..9. When fewer than two
+// Log ticks: decades labelled 10^n with unlabelled minor ticks at 2..9. When fewer than three
 // decades are in view, the 1/2/5 (else all) multiples m×10^n are labelled instead, and the view
 // is widened to the enclosing multiples if even that would leave fewer than two labels.
-Axis log_axis(double lo, double hi, int max_ticks) {
+Axis log_axis(double lo, double hi, int max_ticks, double margin = kMargin) {
   double a = std::log10(lo), b = std::log10(hi);
   if (b - a < 1e-12) {  // constant data: strictly enclosing decades, as matplotlib
     double r = std::round(a);
@@ -195,8 +198,8 @@ Axis log_axis(double lo, double hi, int max_ticks) {
   }
   Axis ax;
   ax.log = true;
-  ax.lo = a - kMargin * (b - a);
-  ax.hi = b + kMargin * (b - a);
+  ax.lo = a - margin * (b - a);
+  ax.hi = b + margin * (b - a);
   const double eps = 1e-9 * (ax.hi - ax.lo);
   for (int attempt = 0; attempt < 2; ++attempt) {
     struct Cand { double pos; int m, n; };
@@ -212,7 +215,7 @@ Axis log_axis(double lo, double hi, int max_ticks) {
     const long decades = std::count_if(cands.begin(), cands.end(), [](const Cand& c) { return c.m == 1; });
     const long every = std::max(1L, (decades + max_ticks - 1) / max_ticks);
     enum { kDecades, kOneTwoFive, kAll, kNone } mode = kNone;
-    if (decades >= 2) mode = kDecades;
+    if (decades >= 3) mode = kDecades;  // two decades alone say little: label 2× and 5× too
     else if (std::count_if(cands.begin(), cands.end(), is_125) >= 2) mode = kOneTwoFive;
     else if (cands.size() >= 2) mode = kAll;
     auto labelled = [&](const Cand& c) {
@@ -280,10 +283,10 @@ struct LegendEntry {
 std::string marker_svg(Marker m, double x, double y, const std::string& color) {
   const double r = kMarkerSize / 2;
   if (m == Marker::circle) {
-    return "<circle cx=\"" + px(x) + "\" cy=\"" + px(y) + "\" r=\"" + px(r) + "\" fill=\"" + color + "\"/>\n";
+    return "<circle class=\"marker\" cx=\"" + px(x) + "\" cy=\"" + px(y) + "\" r=\"" + px(r) + "\" fill=\"" + color + "\"/>\n";
   }
   if (m == Marker::square) {
-    return "<rect x=\"" + px(x - r * 0.9) + "\" y=\"" + px(y - r * 0.9) + "\" width=\"" + px(1.8 * r) +
+    return "<rect class=\"marker\" x=\"" + px(x - r * 0.9) + "\" y=\"" + px(y - r * 0.9) + "\" width=\"" + px(1.8 * r) +
            "\" height=\"" + px(1.8 * r) + "\" fill=\"" + color + "\"/>\n";
   }
   return "";
@@ -310,28 +313,102 @@ std::string render_svg(const ChartSpec& spec) {
   const int x_max_ticks = std::clamp(static_cast<int>(W / 75), 3, 9);
   const int y_max_ticks = std::clamp(static_cast<int>(H / 50), 3, 9);
   const Axis xa = spec.x_log ? log_axis(x0, x1, x_max_ticks) : linear_axis(x0, x1, x_max_ticks);
-  const Axis ya = spec.y_log ? log_axis(y0, y1, y_max_ticks) : linear_axis(y0, y1, y_max_ticks);
 
-  // Margins are sized to their contents: title lines on top, tick labels + axis label left/below.
+  // Legend entries (series, then reference lines as matplotlib lists axhlines). Inside the plot
+  // they stack in a box; outside, they fill the columns of a grid across the figure under the title.
+  std::vector<LegendEntry> legend;
+  for (size_t i = 0, c = 0; i < spec.series.size(); ++i) {
+    const Series& s = spec.series[i];
+    const std::string color = s.color.empty() ? kPalette[c++ % kPalette.size()] : esc(s.color);
+    if (!s.label.empty()) legend.push_back({s.label, color, s.style, s.marker});
+  }
+  for (const HLine& h : spec.hlines)
+    if (!h.label.empty()) legend.push_back({h.label, esc(h.color.empty() ? "gray" : h.color), h.style, Marker::none});
+  const double row = kLegendFont * 1.45, pad = 7, handle = 28, gap = 8, inset = 8, col_gap = 18;
+  double text_w = 0;
+  for (const LegendEntry& e : legend) text_w = std::max(text_w, text_width(e.label, kLegendFont));
+  const double entry_w = handle + gap + text_w;
+  const size_t columns = std::clamp<size_t>(static_cast<size_t>((W - 16 - 2 * pad + col_gap) / (entry_w + col_gap)), 1,
+                                            std::max<size_t>(legend.size(), 1));
+  const size_t rows = (legend.size() + columns - 1) / columns;
+  auto cell_offset = [&](size_t i, bool grid) {  // an entry's offset from the box's inner corner
+    return grid ? std::pair{static_cast<double>(i % columns) * (entry_w + col_gap), static_cast<double>(i / columns) * row}
+                : std::pair{0.0, static_cast<double>(i) * row};
+  };
+  const double box_w = pad + entry_w + pad, box_h = 2 * pad + legend.size() * row - (row - kLegendFont);
+  const double band_w = 2 * pad + columns * entry_w + (columns - 1) * col_gap;
+  const double band_h = 2 * pad + rows * row - (row - kLegendFont);
+
+  // Margins are sized to their contents: title lines (and an outside legend) on top, tick labels
+  // + axis label left and below.
   const std::vector<std::string> title_lines = wrap(spec.title, W - 16, kTitleFont);
   double title_font = kTitleFont;
   for (const std::string& line : title_lines) {  // a single over-long word: shrink, don't clip
     title_font = std::max(8.0, std::min(title_font, kTitleFont * (W - 16) / text_width(line, kTitleFont)));
   }
-  double y_tick_w = 0;
-  for (const Tick& t : ya.ticks) y_tick_w = std::max(y_tick_w, t.label_w);
-  const double y_label_space = spec.y_label.empty() ? 0 : kLabelFont * 1.2 + 8;
-  const double left = std::max(0.08 * W, 10 + y_label_space + y_tick_w + kMajorTick + 5);
-  const double top = title_lines.empty() ? 0.06 * H : 14 + title_lines.size() * title_font * 1.25 + 4;
+  const double title_bottom = title_lines.empty() ? 0.06 * H : 14 + title_lines.size() * title_font * 1.25 + 4;
   const double bottom = H - (kMajorTick + 5 + kTickFont + (spec.x_label.empty() ? 10 : 10 + kLabelFont + 10));
-  double right = W - 0.04 * W;
-  for (const Tick& t : xa.ticks) {  // pull the plot in until the last x label fits the figure
-    double f = (t.pos - xa.lo) / (xa.hi - xa.lo);
-    if (!t.label.empty() && f > 0.5) right = std::min(right, left + (W - 6 - t.label_w / 2 - left) / f);
-  }
-  if (right - left < 20 || bottom - top < 20) fail("chart size too small for its labels");
+  double top = 0, left = 0, right = 0, y_tick_w = 0;
+  Axis ya;
+  auto lay_out = [&](double band) {  // band: px above the plot for an outside legend (0: none)
+    top = title_bottom + (band > 0 ? band + 8 : 0);
+    if (bottom - top < 20) fail("chart size too small for its labels");
+    // The y margin m of the data span keeps the extremes `clear` px inside the frame:
+    // m / (1 + 2m) of the plot height >= clear (matplotlib's 5 % when that is more).
+    const double clear = std::min(kEdgeClearance, (bottom - top) / 6);
+    const double y_margin = std::max(kMargin, clear / (bottom - top - 2 * clear));
+    ya = spec.y_log ? log_axis(y0, y1, y_max_ticks, y_margin) : linear_axis(y0, y1, y_max_ticks, y_margin);
+    y_tick_w = 0;
+    for (const Tick& t : ya.ticks) y_tick_w = std::max(y_tick_w, t.label_w);
+    const double y_label_space = spec.y_label.empty() ? 0 : kLabelFont * 1.2 + 8;
+    left = std::max(0.08 * W, 10 + y_label_space + y_tick_w + kMajorTick + 5);
+    right = W - 0.04 * W;
+    for (const Tick& t : xa.ticks) {  // pull the plot in until the last x label fits the figure
+      double f = (t.pos - xa.lo) / (xa.hi - xa.lo);
+      if (!t.label.empty() && f > 0.5) right = std::min(right, left + (W - 6 - t.label_w / 2 - left) / f);
+    }
+    if (right - left < 20) fail("chart size too small for its labels");
+  };
+  lay_out(0);
   auto X = [&](double v) { return left + xa.frac(v) * (right - left); };
   auto Y = [&](double v) { return bottom - ya.frac(v) * (bottom - top); };
+
+  // Legend placement: matplotlib's "best" – the candidate box (plus 6 px clearance) covering the
+  // fewest samples of the drawn lines, ties broken by matplotlib's order (upper right first). When
+  // every candidate covers data, the legend goes outside, above a shorter plot.
+  auto best_spot = [&](double& bx, double& by) {
+    std::vector<std::pair<double, double>> drawn;
+    auto sample = [&](double xa_, double ya_, double xb, double yb) {
+      int n = 1 + static_cast<int>(std::hypot(xb - xa_, yb - ya_) / 3);
+      for (int i = 0; i <= n; ++i) drawn.emplace_back(xa_ + (xb - xa_) * i / n, ya_ + (yb - ya_) * i / n);
+    };
+    for (const HLine& h : spec.hlines) sample(left, Y(h.y), right, Y(h.y));
+    for (const Series& s : spec.series)
+      for (size_t j = 0; j < s.x.size(); ++j) {
+        if (j > 0) sample(X(s.x[j - 1]), Y(s.y[j - 1]), X(s.x[j]), Y(s.y[j]));
+        drawn.emplace_back(X(s.x[j]), Y(s.y[j]));
+      }
+    const double xl = left + inset, xr = right - inset - box_w, xc = (left + right - box_w) / 2;
+    const double yt = top + inset, yb = bottom - inset - box_h, yc = (top + bottom - box_h) / 2;
+    const std::pair<double, double> spots[] = {{xr, yt}, {xl, yt}, {xl, yb}, {xr, yb}, {xr, yc},
+                                               {xl, yc}, {xc, yb}, {xc, yt}, {xc, yc}};
+    size_t best = std::numeric_limits<size_t>::max();
+    for (const auto& spot : spots) {
+      const double sx = spot.first, sy = spot.second;  // plain locals: lambdas may capture them
+      size_t hits = std::count_if(drawn.begin(), drawn.end(), [&](const auto& p) {
+        return p.first >= sx - 6 && p.first <= sx + box_w + 6 && p.second >= sy - 6 && p.second <= sy + box_h + 6;
+      });
+      if (hits < best) best = hits, bx = sx, by = sy;
+    }
+    return best;
+  };
+  double bx = 0, by = 0, bw = box_w, bh = box_h;
+  const bool outside = !legend.empty() && best_spot(bx, by) > 0 && bottom - (title_bottom + band_h + 8) >= 6 * kEdgeClearance;
+  if (outside) {
+    lay_out(band_h);
+    bw = band_w, bh = band_h;
+    bx = std::clamp((left + right - bw) / 2, 4.0, std::max(4.0, W - 4 - bw)), by = title_bottom;
+  }
 
   std::string o;
   o += R"(<?xml version="1.0" encoding="UTF-8"?>)" "\n";
@@ -353,42 +430,26 @@ std::string render_svg(const ChartSpec& spec) {
   }
   o += "</g>\n";
 
-  // Data: reference lines first so that series markers stay on top. Screen samples of every
-  // drawn line feed the legend placement below.
-  std::vector<LegendEntry> legend, legend_hlines;  // matplotlib lists axhlines after the series
-  std::vector<std::pair<double, double>> drawn;
-  auto sample = [&](double xa_, double ya_, double xb, double yb) {
-    int n = 1 + static_cast<int>(std::hypot(xb - xa_, yb - ya_) / 3);
-    for (int i = 0; i <= n; ++i) drawn.emplace_back(xa_ + (xb - xa_) * i / n, ya_ + (yb - ya_) * i / n);
-  };
+  // Data: series lines, reference lines over them (a dotted baseline stays visible where a series
+  // runs along it), markers on top.
   o += "<g class=\"data\" clip-path=\"url(#moe-plot-area)\" stroke-width=\"" + px(kLineWidth) + "\">\n";
-  for (const HLine& h : spec.hlines) {
-    const std::string color = esc(h.color.empty() ? "gray" : h.color);
-    o += "<line class=\"hline\" x1=\"" + px(left) + "\" y1=\"" + px(Y(h.y)) + "\" x2=\"" + px(right) + "\" y2=\"" +
-         px(Y(h.y)) + "\" stroke=\"" + color + "\"" + dasharray(h.style) + "/>\n";
-    sample(left, Y(h.y), right, Y(h.y));
-    if (!h.label.empty()) legend_hlines.push_back({h.label, color, h.style, Marker::none});
-  }
-  size_t next_color = 0;
-  for (const Series& s : spec.series) {
-    const std::string color = s.color.empty() ? kPalette[next_color++ % kPalette.size()] : esc(s.color);
+  std::string markers;
+  for (size_t i = 0, c = 0; i < spec.series.size(); ++i) {
+    const Series& s = spec.series[i];
+    const std::string color = s.color.empty() ? kPalette[c++ % kPalette.size()] : esc(s.color);
     if (s.x.size() >= 2) {
       o += "<polyline class=\"series\" fill=\"none\" stroke=\"" + color + "\"" + dasharray(s.style) +
            " stroke-linejoin=\"round\" points=\"";
-      for (size_t j = 0; j < s.x.size(); ++j) {
-        o += (j ? " " : "") + px(X(s.x[j])) + "," + px(Y(s.y[j]));
-        if (j) sample(X(s.x[j - 1]), Y(s.y[j - 1]), X(s.x[j]), Y(s.y[j]));
-      }
+      for (size_t j = 0; j < s.x.size(); ++j) o += (j ? " " : "") + px(X(s.x[j])) + "," + px(Y(s.y[j]));
       o += "\"/>\n";
     }
-    for (size_t j = 0; j < s.x.size(); ++j) {
-      o += marker_svg(s.marker, X(s.x[j]), Y(s.y[j]), color);
-      drawn.emplace_back(X(s.x[j]), Y(s.y[j]));
-    }
-    if (!s.label.empty()) legend.push_back({s.label, color, s.style, s.marker});
+    for (size_t j = 0; j < s.x.size(); ++j) markers += marker_svg(s.marker, X(s.x[j]), Y(s.y[j]), color);
   }
-  o += "</g>\n";
-  legend.insert(legend.end(), legend_hlines.begin(), legend_hlines.end());
+  for (const HLine& h : spec.hlines) {
+    o += "<line class=\"hline\" x1=\"" + px(left) + "\" y1=\"" + px(Y(h.y)) + "\" x2=\"" + px(right) + "\" y2=\"" +
+         px(Y(h.y)) + "\" stroke=\"" + esc(h.color.empty() ? "gray" : h.color) + "\"" + dasharray(h.style) + "/>\n";
+  }
+  o += markers + "</g>\n";
 
   // Axes frame and ticks, pointing outwards.
   o += "<rect class=\"frame\" x=\"" + px(left) + "\" y=\"" + px(top) + "\" width=\"" + px(right - left) +
@@ -433,32 +494,14 @@ std::string render_svg(const ChartSpec& spec) {
          "\" text-anchor=\"middle\">" + esc(title_lines[i]) + "</text>\n";
   }
 
-  // Legend: matplotlib's "best" – the candidate box (plus 6 px clearance) covering the fewest
-  // drawn samples, ties broken by matplotlib's order (upper right first).
   if (!legend.empty()) {
-    const double row = kLegendFont * 1.45, pad = 7, handle = 28, gap = 8, inset = 8;
-    double text_w = 0;
-    for (const LegendEntry& e : legend) text_w = std::max(text_w, text_width(e.label, kLegendFont));
-    const double bw = pad + handle + gap + text_w + pad, bh = 2 * pad + legend.size() * row - (row - kLegendFont);
-    const double xl = left + inset, xr = right - inset - bw, xc = (left + right - bw) / 2;
-    const double yt = top + inset, yb = bottom - inset - bh, yc = (top + bottom - bh) / 2;
-    const std::pair<double, double> spots[] = {{xr, yt}, {xl, yt}, {xl, yb}, {xr, yb}, {xr, yc},
-                                               {xl, yc}, {xc, yb}, {xc, yt}, {xc, yc}};
-    double bx = xr, by = yt;
-    size_t best = std::numeric_limits<size_t>::max();
-    for (const auto& spot : spots) {
-      const double sx = spot.first, sy = spot.second;  // plain locals: lambdas may capture them
-      size_t hits = std::count_if(drawn.begin(), drawn.end(), [&](const auto& p) {
-        return p.first >= sx - 6 && p.first <= sx + bw + 6 && p.second >= sy - 6 && p.second <= sy + bh + 6;
-      });
-      if (hits < best) best = hits, bx = sx, by = sy;
-    }
     o += "<g class=\"legend\" font-size=\"" + px(kLegendFont) + "\">\n";
     o += "<rect x=\"" + px(bx) + "\" y=\"" + px(by) + "\" width=\"" + px(bw) + "\" height=\"" + px(bh) +
          "\" rx=\"3\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#cccccc\"/>\n";
     for (size_t i = 0; i < legend.size(); ++i) {
       const LegendEntry& e = legend[i];
-      const double cy = by + pad + kLegendFont / 2 + i * row, hx = bx + pad;
+      const auto [dx, dy] = cell_offset(i, outside);
+      const double cy = by + pad + kLegendFont / 2 + dy, hx = bx + pad + dx;
       o += "<line x1=\"" + px(hx) + "\" y1=\"" + px(cy) + "\" x2=\"" + px(hx + handle) + "\" y2=\"" + px(cy) +
            "\" stroke=\"" + e.color + "\" stroke-width=\"" + px(kLineWidth) + "\"" + dasharray(e.style) + "/>\n";
       o += marker_svg(e.marker, hx + handle / 2, cy, e.color);

@@ -109,8 +109,26 @@ std::string cell(const json& v) {
   if (v.is_number_integer()) return fmt_int(v.get<int64_t>());
   if (v.is_number()) return fmt_float(v.get<double>());
   if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
-  if (v.is_null()) return "&#8212;";
+  if (v.is_null()) return "n/a";
   return html_escape(v.dump());
+}
+
+std::string command_html(const std::string& command) {
+  std::vector<std::string> words;  // split at every space: joined again, the text is unchanged
+  for (size_t a = 0;;) {
+    const size_t b = std::min(command.find(' ', a), command.size());
+    words.push_back(command.substr(a, b - a));
+    if (b == command.size()) break;
+    a = b + 1;
+  }
+  auto flag = [](const std::string& w) { return !w.empty() && w[0] == '-'; };
+  std::string o = "<code>";
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string group = words[i];
+    if (flag(words[i]) && i + 1 < words.size() && !words[i + 1].empty() && !flag(words[i + 1])) group += " " + words[++i];
+    o += (i > 0 && o.size() > 6 ? " " : "") + std::string("<span class=\"nw\">") + html_escape(group) + "</span>";
+  }
+  return o + "</code>";
 }
 
 std::string svg_inline(const std::string& svg, const std::string& id_suffix) {

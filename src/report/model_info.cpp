@@ -5,6 +5,7 @@
 
 #include "moe/model_count.h"
 #include "moe/report.h"
+#include "util/format.h"
 
 namespace moe::report {
 
@@ -101,7 +102,7 @@ nlohmann::json model_info_json(const GptConfig& c) {
       j["parts"] = parts;
       j["estimator"] = "the whole-model estimator (moe estimate --config) agrees with the model's own count";
     } else {
-      j["estimator"] = "the whole-model estimator counts " + std::to_string(count.total) + " parameters; the model's own count is used";
+      j["estimator"] = "the whole-model estimator counts " + util::group_thousands(count.total) + " parameters; the model's own count is used";
     }
   } else {
     j["estimator"] = "architecture outside the whole-model estimator (learned positions, Soft MoE or learned router noise): the model's own count is used";

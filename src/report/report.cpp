@@ -51,9 +51,25 @@ pre.gen { background: #f7f8fa; border: 1px solid var(--rule); border-radius: 4px
 pre.gen b { color: var(--accent); }
 .notes li { margin: 3px 0; }
 .warn { color: #a04000; font-size: 13px; }
+.meta { color: var(--muted); font-size: 13px; margin-top: -4px; }
+.meta code { font-size: 12px; }
+code .nw { white-space: nowrap; }
 footer { margin-top: 48px; color: var(--muted); font-size: 12.5px; border-top: 1px solid var(--rule); padding-top: 10px; }
 code { font: 13px "DejaVu Sans Mono", Consolas, monospace; }
 )";
+
+// "temperature 0.7, top-k 40, seed 3, up to 200 new bytes" from what the sample recorded.
+std::string sampling_settings(const json& x) {
+  std::string o;
+  const std::pair<const char*, const char*> keys[] = {
+      {"temperature", "temperature "}, {"top_k", "top-k "}, {"top_p", "top-p "}, {"seed", "seed "}, {"max_new_tokens", "up to "}};
+  for (const auto& [key, label] : keys) {
+    if (!x.contains(key)) continue;
+    o += (o.empty() ? "Sampled with " : ", ") + std::string(label) + cell(x[key]);
+    if (std::string(key) == "max_new_tokens") o += " new bytes";
+  }
+  return o.empty() ? "Sampling settings not recorded." : o + ".";
+}
 
 }  // namespace
 
@@ -100,6 +116,7 @@ std::string samples_section(const json& s, Toc& toc) {
   for (const json& x : s) {
     o += "<h4>" + html_escape(need(x, "domain", "samples").get<std::string>()) + "</h4><pre class=\"gen\"><b>" +
          html_escape(x.value("prompt", "")) + "</b>" + html_escape(need(x, "text", "samples").get<std::string>()) + "</pre>";
+    o += "<p class=\"meta\">" + sampling_settings(x) + "</p>";
   }
   return o + "</section>";
 }
@@ -140,7 +157,7 @@ std::string render_report(const ReportInputs& in) {
   }
   o += body;
   o += "\n<footer>Made by moe.cpp";
-  if (!in.command.empty()) o += ": <code>" + html_escape(in.command) + "</code>";
+  if (!in.command.empty()) o += ": " + command_html(in.command);
   o += ". Self-contained: inline CSS and SVG, no scripts, no external files.</footer>\n</main>\n</body>\n</html>\n";
   return o;
 }

@@ -22,8 +22,12 @@ std::string fmt_float(double v, int digits = 4);
 std::string fmt_pct(double share, int decimals = 0);  // 0.123 -> "12%"
 std::string fmt_bytes(double bytes);                  // binary units
 
-// A JSON cell for a table: strings escaped, numbers formatted.
+// A JSON cell for a table: strings escaped, numbers formatted, null (no value) as "n/a".
 std::string cell(const json& v);
+
+// A shell command as <code>, escaped, wrapping only between a flag with its value and the next
+// (never inside "--eval_every" or a path with hyphens).
+std::string command_html(const std::string& command);
 
 // An SVG document made embeddable: the XML declaration removed and, with a suffix, every element
 // id (and its references) renamed so that several charts can share a page.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +19,7 @@
 #include "moe/sampling.h"
 #include "moe/tokenizer.h"
 #include "moe/trainer.h"
+#include "util/format.h"
 
 namespace moe {
 
@@ -155,13 +157,18 @@ json summarise(const std::vector<json>& m) {
   const size_t n = m.size(), late = n - std::max<size_t>(1, n / 10);
   double ms = 0, tps = 0;
   size_t cnt = 0;
-  for (size_t i = std::min<size_t>(3, n - 1); i < n; ++i, ++cnt) {
+  for (size_t i = std::min<size_t>(3, n - 1); i < n; ++i) {
+    if (!m[i].contains("step_ms")) continue;
     ms += m[i].value("step_ms", 0.0);
     tps += m[i].value("tokens_per_s", 0.0);
+    ++cnt;
   }
-  f["ms_per_step"] = ms / std::max<size_t>(cnt, 1);
-  f["tokens_per_s"] = tps / std::max<size_t>(cnt, 1);
-  f["train_loss"] = m.back().value("loss", 0.0);
+  if (cnt > 0) {  // absent rather than 0 when no record has timings
+    f["ms_per_step"] = ms / static_cast<double>(cnt);
+    f["tokens_per_s"] = tps / static_cast<double>(cnt);
+  }
+  if (m.back().contains("loss")) f["train_loss"] = m.back()["loss"];
+  if (m.back().contains("ce")) f["train_ce"] = m.back()["ce"];
   double load = 0, drop = 0;
   size_t nl = 0, nd = 0;
   std::map<std::string, std::vector<double>> sums;
@@ -195,15 +202,30 @@ json summarise(const std::vector<json>& m) {
   return f;
 }
 
-std::string fmt(const json& v, const char* spec) {
-  if (!v.is_number()) return "–";
-  char b[64];
-  std::snprintf(b, sizeof b, spec, v.get<double>());
-  return b;
+// A table cell: the number with `decimals` decimals, or "n/a" where the run has no such value.
+std::string fmt(const json& v, int decimals) { return util::fixed_or_na(v.is_number() ? v.get<double>() : NAN, decimals); }
+
+// The `moe experiment` command that reproduces these options, every flag spelled out (the names
+// of tools/cmd_experiment.cpp). --resume is kept: it says finished runs may have been reused.
+std::string experiment_command(const std::string& name, const ExperimentOptions& o) {
+  char lr[32];
+  std::snprintf(lr, sizeof lr, "%g", o.lr);
+  std::string c = "moe experiment " + util::shell_quote(name) + " --data " + util::shell_quote(o.data_dir) + " --out " +
+                  util::shell_quote(o.out_dir);
+  const std::pair<const char*, std::string> flags[] = {
+      {"--steps", std::to_string(o.steps)},          {"--batch", std::to_string(o.batch)},
+      {"--seq", std::to_string(o.seq)},              {"--lr", lr},
+      {"--eval_every", std::to_string(o.eval_every)}, {"--eval_windows", std::to_string(o.eval_windows)},
+      {"--emb_dim", std::to_string(o.d_model)},      {"--n_layers", std::to_string(o.n_layers)},
+      {"--n_heads", std::to_string(o.n_heads)},      {"--num_experts", std::to_string(o.n_experts)},
+      {"--hidden_dim", std::to_string(o.expert_hidden)}, {"--top_k", std::to_string(o.top_k)},
+      {"--seed", std::to_string(o.seed)},            {"--threads", std::to_string(o.threads)}};
+  for (const auto& [flag, value] : flags) c += std::string(" ") + flag + " " + value;
+  return c + (o.resume ? " --resume" : "");
 }
 
-// A few sampled continuations per domain from a checkpoint (prompts: the start of the first
-// validation document of each domain).
+// A few sampled continuations per domain from a checkpoint (prompts: the first words of the first
+// validation document of each domain), each with the settings it was sampled with.
 json domain_samples(const std::string& checkpoint, const std::string& data_dir, uint64_t seed) {
   const LoadedModel m = load_gpt_checkpoint(checkpoint);
   const GptPrepared model = prepare_gpt(m.config, m.weights);
@@ -214,8 +236,11 @@ json domain_samples(const std::string& checkpoint, const std::string& data_dir, 
     size_t at = 0;
     while (at < val.domain.size() && val.domain[at] != d) ++at;
     if (at >= val.domain.size()) continue;
-    const size_t plen = std::min<size_t>(24, val.text.size() - at);
-    std::string prompt = val.text.substr(at, plen);
+    size_t end = at;
+    while (end < val.domain.size() && val.domain[end] == d && end - at < 64) ++end;
+    // Up to 32 bytes, at most half the context: the other half is the model's.
+    const size_t max_prompt = static_cast<size_t>(std::min<int64_t>(32, m.config.context / 2));
+    const std::string prompt = util::word_prefix(std::string_view(val.text).substr(at, end - at), max_prompt);
     std::vector<int32_t> seq(prompt.begin(), prompt.end());
     for (int32_t& t : seq) t = static_cast<uint8_t>(t);
     const int64_t n_new = std::min<int64_t>(200, m.config.context - static_cast<int64_t>(seq.size()));
@@ -236,7 +261,11 @@ json domain_samples(const std::string& checkpoint, const std::string& data_dir, 
     out.push_back({{"domain", domains[d].name},
                    {"description", domains[d].description},
                    {"prompt", printable_utf8(prompt)},
-                   {"text", printable_utf8(text)}});
+                   {"text", printable_utf8(text)},
+                   {"temperature", so.temperature},
+                   {"top_k", so.top_k},
+                   {"seed", seed + d},
+                   {"max_new_tokens", n_new}});
   }
   return out;
 }
@@ -269,8 +298,14 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
   const std::string dir = o.out_dir + "/" + name;
   fs::create_directories(dir);
   json summary = {{"experiment", name}, {"title", name}, {"description", experiment_description(name)}};
+  // When and with what: the report shows both, so that runs of another day or other flags stand out.
+  summary["created"] = util::utc_timestamp(std::time(nullptr));
+  summary["command"] = experiment_command(name, o);
   summary["settings"] = {{"steps", o.steps}, {"batch", o.batch}, {"seq", o.seq}, {"tokens", o.steps * o.batch * o.seq},
-                         {"lr", o.lr}, {"seed", o.seed}, {"threads", o.threads}};
+                         {"lr", o.lr}, {"eval_every", o.eval_every}, {"eval_windows", o.eval_windows},
+                         {"emb_dim", o.d_model}, {"n_layers", o.n_layers}, {"n_heads", o.n_heads},
+                         {"num_experts", o.n_experts}, {"hidden_dim", o.expert_hidden}, {"top_k", o.top_k},
+                         {"seed", o.seed}, {"threads", o.threads}, {"data", o.data_dir}, {"resumed", o.resume}};
   summary["runs"] = json::array();
   json table = json::array();
   table.push_back({"run", "parameters (active)", "val bits/byte (best)", "ms/step", "load max/mean", "dead experts", "drop %"});
@@ -317,14 +352,14 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
                                {"checkpoint", rs.name + "/checkpoint.safetensors"},
                                {"model", gpt_config_to_json(model)},
                                {"final", fin}});
-    const std::string params = std::to_string(fin["params_total"].get<int64_t>()) + " (" +
-                               std::to_string(fin["params_active"].get<int64_t>()) + ")";
-    table.push_back({rs.label, params, fmt(fin.value("val_bpb", json()), "%.4f") + " (" + fmt(fin.value("best_val_bpb", json()), "%.4f") + ")",
-                     fmt(fin["ms_per_step"], "%.1f"), fmt(fin.value("load_max_over_mean", json()), "%.2f"),
+    const std::string params = util::group_thousands(fin["params_total"].get<int64_t>()) + " (" +
+                               util::group_thousands(fin["params_active"].get<int64_t>()) + ")";
+    table.push_back({rs.label, params, fmt(fin.value("val_bpb", json()), 4) + " (" + fmt(fin.value("best_val_bpb", json()), 4) + ")",
+                     fmt(fin.value("ms_per_step", json()), 1), fmt(fin.value("load_max_over_mean", json()), 2),
                      fin.contains("dead_experts") ? std::to_string(fin["dead_experts"].get<int64_t>()) + "/" +
                                                         std::to_string(fin["experts_total"].get<int64_t>())
-                                                  : "–",
-                     fin.contains("drop_fraction") ? fmt(json(100.0 * fin["drop_fraction"].get<double>()), "%.1f") : "–"});
+                                                  : "n/a",
+                     fin.contains("drop_fraction") ? fmt(json(100.0 * fin["drop_fraction"].get<double>()), 1) : "n/a"});
   }
   summary["table"] = table;
   json notes = json::array();
@@ -337,10 +372,9 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
   if (name == "dense-vs-moe") {
     const json& runs_j = summary["runs"];
     const double m = runs_j[0]["final"].value("val_bpb", NAN), d = runs_j[1]["final"].value("val_bpb", NAN);
-    char b[200];
-    std::snprintf(b, sizeof b, "MoE %.4f vs dense (equal active) %.4f bits per byte: %s by %.4f.", m, d,
-                  m < d ? "MoE is better" : "MoE is NOT better", std::fabs(d - m));
-    notes.push_back(b);
+    notes.push_back("MoE " + util::fixed_or_na(m, 4) + " vs dense (equal active) " + util::fixed_or_na(d, 4) +
+                    " bits per byte: " + (m < d ? "MoE is better" : "MoE is NOT better") + " by " +
+                    util::fixed_or_na(std::fabs(d - m), 4) + ".");
     summary["samples"] = domain_samples(dir + "/moe/checkpoint.safetensors", o.data_dir, o.seed);
     write_file_atomic(dir + "/samples.json", summary["samples"].dump(2) + "\n");
   }

@@ -1,5 +1,6 @@
 #include "util/format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -41,9 +42,83 @@ std::string gigabytes(int64_t bytes) {
 }
 
 std::string label_line(const std::string& label, const std::string& value) {
-  std::string padded = label;
-  if (padded.size() < 23) padded.append(23 - padded.size(), ' ');
-  return padded + ": " + value + "\n";
+  return pad_right(label, 23) + ": " + value + "\n";
+}
+
+size_t display_width(std::string_view s) {
+  size_t n = 0;
+  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // continuation bytes add nothing
+  return n;
+}
+
+std::string pad_right(std::string_view s, size_t width) {
+  const size_t w = display_width(s);
+  return std::string(s) + std::string(w < width ? width - w : 0, ' ');
+}
+
+std::string pad_left(std::string_view s, size_t width) {
+  const size_t w = display_width(s);
+  return std::string(w < width ? width - w : 0, ' ') + std::string(s);
+}
+
+std::string text_table(const std::vector<std::vector<std::string>>& rows, size_t left_columns) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], display_width(row[c]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) line += "  ";
+      line += c < left_columns ? pad_right(row[c], widths[c]) : pad_left(row[c], widths[c]);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();  // a short last left column
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string fixed_or_na(double x, int decimals) {
+  if (!std::isfinite(x)) return "n/a";
+  char buf[400];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
+  return buf;
+}
+
+std::string word_prefix(std::string_view t, size_t max_bytes) {
+  if (t.size() <= max_bytes) return std::string(t);
+  const auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  for (size_t n = max_bytes; n > 0; --n)  // after white space: what follows starts a word
+    if (space(t[n - 1])) return std::string(t.substr(0, n));
+  if (space(t[max_bytes])) return std::string(t.substr(0, max_bytes));  // one word, then white space
+  size_t n = max_bytes;
+  while (n > 0 && (static_cast<unsigned char>(t[n]) & 0xC0) == 0x80) --n;  // whole characters only
+  return std::string(t.substr(0, n));
+}
+
+std::string shell_quote(std::string_view word) {
+  const bool safe = !word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                           "0123456789_-+=,./:@%") == std::string_view::npos;
+  if (safe) return std::string(word);
+  std::string out = "'";
+  for (const char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string utc_timestamp(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string readable_timestamp(const std::string& iso) {
+  // YYYY-MM-DDTHH:MM:SSZ
+  if (iso.size() != 20 || iso[10] != 'T' || iso[19] != 'Z') return iso;
+  return iso.substr(0, 10) + " " + iso.substr(11, 5) + " UTC";
 }
 
 std::string short_count(int64_t n) {

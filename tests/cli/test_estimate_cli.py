@@ -220,7 +220,7 @@ class OutputsAndFiles(unittest.TestCase):
         cfg = os.path.join(REPO, "examples/configs/deepseek-v3.json")
         p = run("--config", cfg, "--context", 4096)
         self.assertEqual(p.returncode, 0, p.stderr)
-        for fragment in ["671,026,419,200", "routed_experts", "MLA", "(58 MoE, 3 dense)", "KV cache @ 4096"]:
+        for fragment in ["671,026,419,200", "routed_experts", "MLA", "(58 MoE, 3 dense)", "KV cache @ 4,096"]:
             self.assertIn(fragment, p.stdout)
 
     def test_tensors(self):

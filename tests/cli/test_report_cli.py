@@ -7,8 +7,9 @@ usage:
       well-formedness (html.parser, every <svg> as XML), self-containment and escaping, and bad
       input. Leaves OUT_DIR/report.html for the render check.
   test_report_cli.py --render REPORT.html [--chromium PATH] [--keep OUT.png]
-      Screenshots the page in headless Chromium; checks it is not blank and shows the chart,
-      heatmap and expert colours.
+      Checks every line chart's layout in its own coordinates (render_svg_check.layout_problems:
+      no data on the frame's edge, no legend over data), then screenshots the page in headless
+      Chromium and checks it is not blank and shows the chart, heatmap and expert colours.
 Exit 0 = pass, 1 = fail, 2 = could not run. Standard library + numpy only.
 """
 import html.parser
@@ -242,7 +243,11 @@ class ReportCli(unittest.TestCase):
 def render(args):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import numpy as np
-    from render_svg_check import decode_png
+    from render_svg_check import decode_png, layout_problems
+    with open(args["html"], encoding="utf-8") as f:
+        page = f.read()
+    errors = [f"chart {i}: {e}" for i, svg in enumerate(re.findall(r"<svg\b.*?</svg>", page, flags=re.S))
+              for e in layout_problems(svg)]
     width, height = 1100, 4200
     profile = tempfile.mkdtemp(prefix="reportcheck-profile-")
     with tempfile.TemporaryDirectory(prefix="reportcheck-") as tmp:
@@ -264,7 +269,6 @@ def render(args):
         with open(png, "rb") as f:
             px = decode_png(f.read())
     rgb = px[:, :, :3].astype(np.int32)
-    errors = []
     if px.shape[:2] != (height, width):
         errors.append(f"screenshot is {px.shape[1]}x{px.shape[0]}")
     ink = np.any(rgb < 240, axis=2).mean()
