@@ -22,7 +22,7 @@ while (($#)); do
 done
 if [[ $experiments == all ]]; then experiments="dense-vs-moe balance capacity routers"; fi
 
-bash scripts/setup.sh
+bash scripts/setup.sh moe_cli  # the demo needs only the `moe` command (scripts/test.sh builds the tests)
 moe=build/release/moe
 out=out
 mkdir -p "$out"
@@ -47,6 +47,6 @@ echo; echo "== 5. the estimator on a real model (the report has its numbers for 
 
 echo; echo "== 6. report"
 "$moe" report --out "$out/report.html" --analysis "$out/analysis.json" --experiments "$out/experiments" \
-  --samples "$out/experiments/dense-vs-moe/samples.json" --checkpoint "$ck"
+  --only "${experiments// /,}" --samples "$out/experiments/dense-vs-moe/samples.json" --checkpoint "$ck"
 echo
 echo "Report: $out/report.html (open it in a browser). Runs, metrics and plots: $out/experiments/"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moe.cpp needs (only the missing ones), then configures and builds
-# the Release preset. Safe to run again: it does nothing that is already done.
+# the Release preset: every target, or only those named (`bash scripts/setup.sh moe_cli` builds
+# just the `moe` command). Safe to run again: it does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,8 @@ fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$jobs"
+if (($#)); then
+  cmake --build --preset release -j "$jobs" --target "$@"
+else
+  cmake --build --preset release -j "$jobs"
+fi

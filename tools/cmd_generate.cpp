@@ -1,6 +1,7 @@
 // `moe generate`: text from a trained checkpoint, or an untrained model built from flags to
 // measure what the FFN / MoE costs per call (the dense-vs-MoE comparison of
 // shared/spec/dense-vs-moe-generation.md). Greedy or sampled, KV cache, streamed output.
+#include <cmath>
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -16,6 +17,7 @@
 #include "moe/sampling.h"
 #include "moe/tokenizer.h"
 #include "moe/trainer.h"
+#include "util/format.h"
 
 namespace moe::cli {
 
@@ -147,14 +149,18 @@ Run add_generate(CLI::App& app) {
     const bool moe = cfg.has_moe();
     const double mb = 1024.0 * 1024.0;
     std::printf("\n\n");
-    std::printf("Model: %lld parameters (%lld active per token), %s, %lld layers\n",
-                static_cast<long long>(gpt_param_count(cfg, false)), static_cast<long long>(gpt_param_count(cfg, true)),
-                moe ? "MoE" : "dense", static_cast<long long>(cfg.n_layers));
+    std::printf("Model: %s parameters (%s active per token), %s, %lld layers\n",
+                util::group_thousands(gpt_param_count(cfg, false)).c_str(),
+                util::group_thousands(gpt_param_count(cfg, true)).c_str(), moe ? "MoE" : "dense",
+                static_cast<long long>(cfg.n_layers));
     const double ffn_ms = moe ? stats.moe_ms : stats.ffn_ms;
     const int64_t ffn_calls = moe ? stats.moe_calls : stats.ffn_calls;
-    std::printf("Avg %s time/call: %.3f ms\n", moe ? "MoE FF" : "FFN", ffn_calls > 0 ? ffn_ms / ffn_calls : 0.0);
-    std::printf("Avg %s mem delta/call: %.2f MB (max %.2f MB)  [intermediate tensors of the call]\n", moe ? "MoE FF" : "FFN",
-                act_calls > 0 ? act_bytes / act_calls / mb : 0.0, act_max / mb);
+    // No call (nothing generated): n/a, not a zero that reads as "free".
+    std::printf("Avg %s time/call: %s ms\n", moe ? "MoE FF" : "FFN",
+                util::fixed_or_na(ffn_calls > 0 ? ffn_ms / ffn_calls : NAN, 3).c_str());
+    std::printf("Avg %s mem delta/call: %s MB (max %s MB)  [intermediate tensors of the call]\n", moe ? "MoE FF" : "FFN",
+                util::fixed_or_na(act_calls > 0 ? act_bytes / act_calls / mb : NAN, 2).c_str(),
+                util::fixed_or_na(act_calls > 0 ? act_max / mb : NAN, 2).c_str());
     std::printf("Time: %.2f sec\n", secs);
     std::printf("%.0f tokens/sec\n", static_cast<double>(seq.size()) / secs);
     std::printf("Max memory (resident): %.2f GB\n", static_cast<double>(ru.ru_maxrss) * 1024.0 / (1024.0 * mb));

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "util/format.h"
 #include "util/json_file.h"
 #include "model_flags.h"
 #include "moe/error.h"
@@ -82,9 +83,9 @@ Run add_train(CLI::App& app) {
     } else {
       model = make_gpt_config(f->model);
     }
-    std::fprintf(stderr, "model: %lld parameters (%lld active per token), %s\n",
-                 static_cast<long long>(gpt_param_count(model, false)), static_cast<long long>(gpt_param_count(model, true)),
-                 model.has_moe() ? "MoE" : "dense");
+    std::fprintf(stderr, "model: %s parameters (%s active per token), %s\n",
+                 util::group_thousands(gpt_param_count(model, false)).c_str(),
+                 util::group_thousands(gpt_param_count(model, true)).c_str(), model.has_moe() ? "MoE" : "dense");
     const TrainSummary s = train_gpt(model, o);
     for (const std::string& change : s.changes) std::fprintf(stderr, "resume: %s\n", change.c_str());
     auto num = [](double v, const char* fmt) {

@@ -335,12 +335,12 @@ json run_experiment(const std::string& name, const ExperimentOptions& o) {
     t.resume = o.resume;
     t.overwrite = o.overwrite;
     if (o.progress)
-      std::fprintf(stderr, "[%s %zu/%zu] %s: %lld parameters (%lld active)\n", name.c_str(), i + 1, runs.size(),
-                   rs.label.c_str(), static_cast<long long>(gpt_param_count(model, false)),
-                   static_cast<long long>(gpt_param_count(model, true)));
+      std::fprintf(stderr, "[%s %zu/%zu] %s: %s parameters (%s active)\n", name.c_str(), i + 1, runs.size(),
+                   rs.label.c_str(), util::group_thousands(gpt_param_count(model, false)).c_str(),
+                   util::group_thousands(gpt_param_count(model, true)).c_str());
     const TrainSummary ts = train_gpt(model, t);
     if (ts.interrupted)  // Ctrl-C: the run saved its checkpoint; `--resume` continues from there
-      throw std::runtime_error("[experiment] " + name + " interrupted during run '" + rs.name + "' at step " +
+      throw Interrupted("[experiment] " + name + " interrupted during run '" + rs.name + "' at step " +
                                std::to_string(ts.step) + "; rerun with --resume to continue");
     json fin = summarise(read_metrics(t.out_dir + "/metrics.jsonl"));
     fin["params_total"] = gpt_param_count(model, false);

@@ -157,8 +157,8 @@ NamedTensors all_tensors(GptWeights& w) {
 void write_plots(const std::string& dir, const std::string& metrics_path) {
   std::ifstream in(metrics_path);
   plot::Series train, val;
-  train.label = "train loss (nats/byte)";
-  val.label = "validation loss (nats/byte)";
+  train.label = "train cross-entropy";
+  val.label = "validation cross-entropy";
   val.marker = plot::Marker::circle;
   std::vector<plot::Series> load;
   std::string line;
@@ -166,7 +166,9 @@ void write_plots(const std::string& dir, const std::string& metrics_path) {
     json r = json::parse(line, nullptr, false);
     if (r.is_discarded() || !r.contains("step")) continue;
     const double step = r["step"].get<double>();
-    if (r.contains("loss") && r["loss"].is_number()) train.x.push_back(step), train.y.push_back(r["loss"].get<double>());
+    // Cross-entropy, not the loss (which adds the balance losses), so train and validation compare.
+    const char* key = r.contains("ce") ? "ce" : "loss";
+    if (r.contains(key) && r[key].is_number()) train.x.push_back(step), train.y.push_back(r[key].get<double>());
     if (r.contains("val_loss") && r["val_loss"].is_number()) val.x.push_back(step), val.y.push_back(r["val_loss"].get<double>());
     if (r.contains("load_max_over_mean") && r["load_max_over_mean"].is_object()) {
       for (auto& [layer, v] : r["load_max_over_mean"].items()) {
@@ -185,9 +187,9 @@ void write_plots(const std::string& dir, const std::string& metrics_path) {
   }
   if (train.x.size() >= 1) {
     plot::ChartSpec spec;
-    spec.title = "Training loss";
+    spec.title = "Cross-entropy (balance losses left out)";
     spec.x_label = "step";
-    spec.y_label = "cross-entropy + aux (nats per byte)";
+    spec.y_label = "cross-entropy (nats per byte)";
     spec.series.push_back(train);
     if (!val.x.empty()) spec.series.push_back(val);
     write_file_atomic(dir + "/loss.svg", plot::render_svg(spec));
