@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "moe/atomic_file.h"
+#include "moe/error.h"
 
 namespace fs = std::filesystem;
 
@@ -58,6 +59,23 @@ TEST(AtomicFile, FailureKeepsOldFileAndNamesPath) {
   int entries = 0;
   for (const auto& e : fs::directory_iterator(dir)) entries += (void(e), 1);
   EXPECT_EQ(entries, 2);  // keep.txt and blocker/
-  EXPECT_THROW(moe::write_file_atomic((dir / "missing" / "x.txt").string(), "x"), std::runtime_error);
+  // A file where a folder should be: the user's path, refused as InvalidInput naming it.
+  try {
+    moe::write_file_atomic((target / "x.txt").string(), "x");
+    FAIL() << "expected an error";
+  } catch (const moe::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create the folder"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(slurp(target), "good");
+  fs::remove_all(dir);
+}
+
+TEST(AtomicFile, CreatesMissingFolders) {
+  const fs::path dir = fresh_dir("mkdir");
+  const fs::path target = dir / "a" / "b" / "x.txt";
+  moe::write_file_atomic(target.string(), "deep");
+  EXPECT_EQ(slurp(target), "deep");
+  moe::write_file_atomic("moe_atomic_relative_" + std::to_string(::getpid()) + ".txt", "here");  // no folder part
+  fs::remove("moe_atomic_relative_" + std::to_string(::getpid()) + ".txt");
   fs::remove_all(dir);
 }

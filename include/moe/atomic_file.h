@@ -7,8 +7,10 @@
 
 namespace moe {
 
-// Writes `data` to `path` atomically. Throws std::runtime_error("[atomic_file] <path>: ...")
-// on any failure, after removing the temp file.
+// Writes `data` to `path` atomically, creating missing parent folders. Throws InvalidInput when
+// the path cannot hold a file (a folder that cannot be made, no permission) and
+// std::runtime_error("[atomic_file] <path>: ...") when writing fails (a full disk), after
+// removing the temp file.
 void write_file_atomic(const std::string& path, std::string_view data);
 
 }  // namespace moe

@@ -1,5 +1,4 @@
 // The report page: head with inline CSS, contents, the sections, footer; written atomically.
-#include <filesystem>
 
 #include "moe/atomic_file.h"
 #include "moe/error.h"
@@ -163,10 +162,7 @@ std::string render_report(const ReportInputs& in) {
 }
 
 void write_report(const std::string& path, const ReportInputs& in) {
-  const std::string html = render_report(in);
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
-  write_file_atomic(path, html);
+  write_file_atomic(path, render_report(in));
 }
 
 }  // namespace moe::report

@@ -7,8 +7,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <vector>
+
+#include "moe/error.h"
 
 namespace moe {
 
@@ -21,12 +24,23 @@ namespace {
 }  // namespace
 
 void write_file_atomic(const std::string& path, std::string_view data) {
-  if (path.empty()) throw std::runtime_error("[atomic_file] empty output path");
+  if (path.empty()) throw InvalidInput("[atomic_file] empty output path");
+  // One convention for every output: missing folders are created (like `mkdir -p`). A path that
+  // cannot be (a file where a folder should be, no permission) is the user's input: InvalidInput.
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) throw InvalidInput("[atomic_file] " + path + ": cannot create the folder " + parent.string() + ": " + ec.message());
+  }
   std::string pattern = path + ".tmp.XXXXXX";
   std::vector<char> name(pattern.begin(), pattern.end());
   name.push_back('\0');
   int fd = ::mkstemp(name.data());
-  if (fd < 0) fail(path, "cannot create a temp file beside it", errno);
+  if (fd < 0) {
+    const int err = errno;
+    throw InvalidInput("[atomic_file] " + path + ": cannot create a file there: " + std::strerror(err));
+  }
   const std::string tmp(name.data());
 
   auto abandon = [&](const std::string& what) {

@@ -270,11 +270,22 @@ class OutputsAndFiles(unittest.TestCase):
             self.assertEqual([int(r["num_experts"]) for r in rows], [1, 2, 4, 8, 16, 32, 64])
             self.assertTrue(all(r["matched_dense"] == "false" and r["moe_hidden_dim"] == "256" for r in rows))
 
-    def test_plot_to_missing_directory_fails_cleanly(self):
-        p = run("--emb_dim", 64, "--hidden_dim", 256, "--plot", "/nonexistent/dir/x.svg")
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("/nonexistent/dir/x.svg", p.stderr)
-        self.assertEqual(p.stdout, "")
+    def test_plot_to_a_path_under_a_file_fails_cleanly(self):
+        with tempfile.TemporaryDirectory() as d:
+            blocker = os.path.join(d, "file")
+            open(blocker, "w").close()
+            p = run("--emb_dim", 64, "--hidden_dim", 256, "--plot", os.path.join(blocker, "x.svg"))
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(os.path.join(blocker, "x.svg"), p.stderr)
+            self.assertIn("cannot create the folder", p.stderr)
+            self.assertEqual(p.stdout, "")
+
+    def test_plot_creates_missing_folders(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "a", "b", "x.svg")
+            p = run("--emb_dim", 64, "--hidden_dim", 256, "--plot", out)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(os.path.getsize(out) > 0)
 
     def test_help_lists_every_flag(self):
         p = subprocess.run([MOE, "estimate", "--help"], capture_output=True, text=True)
