@@ -33,6 +33,21 @@ std::vector<T> cast(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
 }
 
+// An output that overflowed (inputs near the type's range) is an error, not a result: names the
+// tensor, where, and what to do.
+template <class T>
+void require_finite(const std::string& name, const std::vector<T>& v, const std::string& precision) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (std::isfinite(v[i])) continue;
+    std::ostringstream m;
+    m << "[layer] output '" << name << "' is not finite (" << (std::isnan(v[i]) ? "nan" : v[i] > 0 ? "inf" : "-inf")
+      << " at flat index " << i
+      << "): the inputs or weights are too large for " << precision
+      << "; scale them" << (precision == "f32" ? " or use --precision f64" : "");
+    throw InvalidInput(m.str());
+  }
+}
+
 template <class T>
 int run_typed(const LayerFlags& f) {
   const DType dt = dtype_of<T>();
@@ -104,6 +119,12 @@ int run_typed(const LayerFlags& f) {
         case DType::i64: v = static_cast<double>(m.as<int64_t>()[i]); break;
         default: v = load_as_double(m.view(), i);
       }
+      if (v != 0 && v != 1) {  // HF's attention_mask is 0 (padding) or 1 (a token); NaN is neither
+        std::ostringstream m;
+        m << "[layer] " << f.inputs << ": input 'attention_mask' has " << v << " at flat index " << i
+          << "; expected 0 (padding) or 1 (a token)";
+        throw InvalidInput(m.str());
+      }
       mask.push_back(v != 0);
     }
     in.mask = mask.data();
@@ -130,6 +151,9 @@ int run_typed(const LayerFlags& f) {
   MoeLayerState<T> st;
   std::vector<T> y(static_cast<size_t>(Tn * H));
   moe_layer_forward(cfg, w, x.data(), in, st, y.data());
+  if (!st.raw_logits.empty()) require_finite("router_logits", st.raw_logits, f.precision);  // the first to overflow
+  require_finite("y", y, f.precision);
+  for (const auto& [name, v] : st.losses) require_finite("loss." + name, std::vector<double>{static_cast<double>(v)}, f.precision);
 
   // Outputs (owned here, then viewed for the writer).
   std::vector<std::pair<std::string, Tensor>> out;
@@ -167,8 +191,15 @@ int run_typed(const LayerFlags& f) {
     std::vector<T> dx(static_cast<size_t>(Tn * H));
     MoeLayerWeights g = make_layer_weights(cfg, dt);
     moe_layer_backward(cfg, w, in, st, dy.data(), dx.data(), g);
+    require_finite("grad.x", dx, f.precision);
     out.emplace_back("grad.x", Tensor::from<T>(xs, dx));
-    for (auto& named : arch::store_layer_gradients(lw, g, dt)) out.push_back(std::move(named));
+    for (auto& named : arch::store_layer_gradients(lw, g, dt)) {
+      const Tensor& t = named.second;
+      std::vector<double> v(static_cast<size_t>(t.numel()));
+      for (int64_t i = 0; i < t.numel(); ++i) v[i] = load_as_double(t.view(), i);
+      require_finite(named.first, v, f.precision);
+      out.push_back(std::move(named));
+    }
   }
   NamedTensors views;
   for (const auto& [name, t] : out) views.emplace_back(name, t.view());

@@ -52,6 +52,45 @@ inline float bf16_to_f32(uint16_t h) {
   std::memcpy(&f, &u, 4);
   return f;
 }
+// IEEE half (f16) <-> f32: exact widening (subnormals, inf and NaN included); narrowing rounds to
+// nearest, ties to even, overflowing to inf as a cast does.
+inline float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (man << 13);  // inf / NaN
+  } else if (exp != 0) {
+    u = sign | ((exp + 112u) << 23) | (man << 13);  // normal: rebias 15 -> 127
+  } else if (man == 0) {
+    u = sign;  // ±0
+  } else {  // subnormal: man · 2^-24, normalised for f32
+    int shift = 0;
+    uint32_t m = man;
+    while (!(m & 0x400u)) m <<= 1, ++shift;
+    u = sign | ((113u - static_cast<uint32_t>(shift)) << 23) | ((m & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN (quiet)
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504: inf
+  if (a < 0x38800000u) {  // below the smallest normal half (2^-14): a subnormal or 0
+    const uint32_t m = (a & 0x7fffffu) | 0x800000u;
+    const int shift = 126 - static_cast<int>(a >> 23);  // 2^(e-127) · 1.m = (m >> shift) · 2^-24
+    if (shift > 24) return sign;  // under half the smallest subnormal (ties at 2^-25 round to 0, even)
+    const uint32_t q = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    return static_cast<uint16_t>(sign | (q + (rest > half || (rest == half && (q & 1u)))));
+  }
+  const uint32_t r = a - 0x38000000u;  // rebias 127 -> 15, still 13 extra mantissa bits
+  return static_cast<uint16_t>(sign | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
+}
+
 // Rounds a float to the nearest bf16 value and back (HF bf16 parity of router logits).
 inline float round_to_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
 

@@ -11,9 +11,9 @@ namespace moe::arch {
 
 std::vector<double> finite_tensor_values(const SafetensorsFile& f, const std::string& name) {
   const Tensor t = f.load(name);
-  if (t.dtype() != DType::f32 && t.dtype() != DType::f64 && t.dtype() != DType::bf16) {
+  if (t.dtype() != DType::f32 && t.dtype() != DType::f64 && t.dtype() != DType::bf16 && t.dtype() != DType::f16) {
     throw InvalidInput("[layer] " + f.path() + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype()) +
-                       ", expected F32, F64 or BF16");
+                       ", expected F32, F64, BF16 or F16");
   }
   std::vector<double> v(static_cast<size_t>(t.numel()));
   for (int64_t i = 0; i < t.numel(); ++i) {

@@ -123,6 +123,7 @@ double load_as_double(const TensorView& v, int64_t i) {
     case DType::f32: return static_cast<const float*>(v.data())[i];
     case DType::f64: return static_cast<const double*>(v.data())[i];
     case DType::bf16: return bf16_to_f32(static_cast<const uint16_t*>(v.data())[i]);
+    case DType::f16: return f16_to_f32(static_cast<const uint16_t*>(v.data())[i]);
     default: throw std::invalid_argument(std::string("[tensor] not a floating tensor: ") + dtype_name(v.dtype()));
   }
 }
@@ -136,6 +137,7 @@ Tensor Tensor::convert(DType to) const {
       case DType::f32: t.as<float>()[i] = static_cast<float>(x); break;
       case DType::f64: t.as<double>()[i] = x; break;
       case DType::bf16: static_cast<uint16_t*>(t.data())[i] = f32_to_bf16(static_cast<float>(x)); break;
+      case DType::f16: static_cast<uint16_t*>(t.data())[i] = f32_to_f16(static_cast<float>(x)); break;
       default: throw std::invalid_argument(std::string("[tensor] cannot convert to ") + dtype_name(to));
     }
   }

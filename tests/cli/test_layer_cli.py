@@ -116,6 +116,44 @@ class LayerCli(unittest.TestCase):
         w["gate.weight"][0, 1] = np.inf
         self.expect_error("'gate.weight' has a non-finite value", weights=w)
 
+    def test_overflowing_results_are_errors(self):
+        # Finite f32 inputs whose products overflow: the forward (and with dy the backward) would
+        # write inf/NaN and exit 0; it must say which output, and that f64 is the way out.
+        big = np.full((T, H), 3e38, np.float32)
+        self.expect_error("output 'router_logits' is not finite", "use --precision f64", inputs={"x": big})
+        self.expect_error("output 'y' is not finite", inputs={"x": self.inputs["x"] * np.float32(1e19)})
+        dy = {"x": self.inputs["x"], "dy": np.full((T, H), 3e38, np.float32)}
+        self.expect_error("output 'grad.", "not finite", inputs=dy)
+        r, out = self.run_layer(inputs={"x": big}, extra=("--precision", "f64"))  # f64 holds 3e38² easily
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(np.isfinite(st.load(out)[0]["y"]).all())
+
+    def test_attention_mask_values(self):
+        for bad, shown in ((np.nan, "nan"), (0.5, "0.5"), (2, "2")):
+            m = np.ones(T, np.float32)
+            m[3] = bad
+            self.expect_error("'attention_mask' has " + shown + " at flat index 3", "expected 0 (padding) or 1",
+                              inputs=dict(self.inputs, attention_mask=m))
+        r, out = self.run_layer(inputs=dict(self.inputs, attention_mask=np.array([1] * 6 + [0] * 2, np.int64)))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.remove(out)
+
+    def test_f16_weights_and_inputs(self):
+        # F16 files (as some checkpoints ship) give the layer of their values widened exactly:
+        # the same outputs as an f64 run on the same numbers stored as F64.
+        w16 = {n: v.astype(np.float16) for n, v in self.weights.items()}
+        x16 = {"x": self.inputs["x"].astype(np.float16)}
+        r, out = self.run_layer(weights=w16, inputs=x16, extra=("--precision", "f64"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        a = st.load(out)[0]
+        r, out = self.run_layer(weights={n: v.astype(np.float64) for n, v in w16.items()},
+                                inputs={"x": x16["x"].astype(np.float64)}, extra=("--precision", "f64"))
+        b = st.load(out)[0]
+        np.testing.assert_array_equal(a["y"], b["y"])
+        os.remove(out)
+        self.expect_error("has dtype I32, expected F32, F64, BF16 or F16",
+                          inputs={"x": self.inputs["x"].astype(np.int32)})
+
     def test_truncated_weights(self):
         path = os.path.join(self.d, "good.safetensors")
         st.save(path, self.weights)
