@@ -1,4 +1,6 @@
 // The `moe` command: parses flags, calls the library, prints. No math here.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -114,9 +116,22 @@ std::string unknown_words(CLI::App& app, int argc, char** argv) {
   return out.empty() ? out : out.substr(1);
 }
 
+// OpenMP's default wait (libgomp spins ~300,000 times at every barrier) collapses when another
+// process wants a core: a spinning thread holds its core while the thread it waits for is
+// descheduled (generation 114 -> 19 tokens/s with one busy process; docs/performance.md). A short
+// spin then sleep keeps 95% of the quiet speed and degrades to about one thread's speed. libgomp
+// reads its environment before main, so the command restarts itself once with the setting; a
+// user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+void use_graceful_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  ::setenv("GOMP_SPINCOUNT", "1000", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_graceful_wait_policy(argv);
   CLI::App app{"moe.cpp: a Mixture-of-Experts engine for CPUs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "moe 0.1.0");

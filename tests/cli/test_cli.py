@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 MOE = None
@@ -63,6 +64,38 @@ class Typos(unittest.TestCase):
         p = moe("estimate", "--emb_dim", "-64")
         self.assertEqual(p.returncode, 2)
         self.assertNotIn("unknown flag", p.stderr)
+
+
+class WaitPolicy(unittest.TestCase):
+    """`moe` runs with a short OpenMP spin (graceful beside other work) unless the user chose one."""
+
+    def environ_of_running(self, env):
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "c.txt")
+            with open(data, "w") as f:
+                f.write("abcdefgh " * 2000)
+            p = subprocess.Popen([MOE, "train", "--data", data, "--out", os.path.join(d, "r"), "--steps", "100000",
+                                  *MODEL, *RUN], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.time() + 20
+                while time.time() < deadline:  # after the re-exec the command line is the same, the environment not
+                    with open(f"/proc/{p.pid}/environ", "rb") as f:
+                        e = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+                    if b"GOMP_SPINCOUNT" in e or os.path.exists(os.path.join(d, "r", "metrics.jsonl")):
+                        return e
+                    time.sleep(0.05)
+                return e
+            finally:
+                p.kill()
+                p.wait()
+
+    def test_default_and_users_choice(self):
+        base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+        self.assertEqual(self.environ_of_running(base).get(b"GOMP_SPINCOUNT"), b"1000")
+        self.assertEqual(self.environ_of_running(dict(base, GOMP_SPINCOUNT="5")).get(b"GOMP_SPINCOUNT"), b"5")
+        e = self.environ_of_running(dict(base, OMP_WAIT_POLICY="active"))
+        self.assertNotIn(b"GOMP_SPINCOUNT", e)
+        self.assertEqual(e.get(b"OMP_WAIT_POLICY"), b"active")
 
 
 class Values(unittest.TestCase):
