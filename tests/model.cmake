@@ -2,6 +2,7 @@
 # inference, config validation and JSON; the PyTorch oracle through a small C++ driver.
 moe_add_gtest(test_gpt_fd)
 moe_add_gtest(test_gpt)
+moe_add_gtest(test_generate)
 set_tests_properties(test_gpt_fd test_gpt PROPERTIES TIMEOUT 600)
 
 add_executable(gpt_oracle_tool gpt_oracle_tool.cpp)

@@ -329,8 +329,9 @@ TEST(Checkpoint, FailedSaveKeepsTheLastGoodCheckpoint) {
   EXPECT_EQ(count_entries(dir), 1);  // no temp file left behind
   EXPECT_EQ(moe::load_checkpoint(path.string()).train_state, (json{{"step", 1}}));
 
-  // 3. A target folder that does not exist.
-  EXPECT_THROW(moe::save_checkpoint((dir / "no" / "such" / "dir.safetensors").string(), kConfig, s.all(), json{}),
-               std::runtime_error);
+  // 3. A folder that cannot be made (a file stands where it would be): refused, the file kept.
+  EXPECT_THROW(moe::save_checkpoint((path / "sub" / "x.safetensors").string(), kConfig, s.all(), json{}),
+               moe::InvalidInput);
+  EXPECT_EQ(slurp(path), good);
   fs::remove_all(dir);
 }

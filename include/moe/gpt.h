@@ -110,7 +110,10 @@ GptWeights make_gpt_weights(const GptConfig& config, DType dtype);  // zeros, ri
 void check_gpt_weights(const GptConfig& config, const GptWeights& weights, DType dtype);
 // GPT-2 style: N(0, 0.02); residual output projections (wo, ffn down, MoE experts.down,
 // shared.down) scaled by 1/sqrt(2·L); norm weights 1, biases 0; router N(0, 0.02).
-void init_gpt_weights(const GptConfig& config, GptWeights& weights, uint64_t seed);
+// `progress(values done, values in all)` is called every few million values (a progress line:
+// a 353M-parameter model takes ~15 s on one core).
+void init_gpt_weights(const GptConfig& config, GptWeights& weights, uint64_t seed,
+                      const std::function<void(int64_t, int64_t)>& progress = {});
 // Parameters of the model; active_only counts the experts one token uses (top_k of E routed
 // experts; Soft MoE: all), embeddings and shared experts included. InvalidInput if the count
 // overflows 64 bits.

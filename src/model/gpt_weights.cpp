@@ -189,24 +189,25 @@ void check_gpt_weights(const GptConfig& c, const GptWeights& w, DType dtype) {
   }
 }
 
-void init_gpt_weights(const GptConfig& c, GptWeights& w, uint64_t seed) {
+void init_gpt_weights(const GptConfig& c, GptWeights& w, uint64_t seed,
+                      const std::function<void(int64_t, int64_t)>& progress) {
   Rng rng(seed);
   const double std = 0.02, resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layers));
+  int64_t total = 0, done = 0, reported = 0;
+  w.for_each_tensor([&](const std::string&, Tensor& t) { total += t.numel(); });
   w.for_each_tensor([&](const std::string& n, Tensor& t) {
-    const bool norm_weight = ends_with(n, "norm1.weight") || ends_with(n, "norm2.weight") || n == "normf.weight";
+    const bool one = ends_with(n, "norm1.weight") || ends_with(n, "norm2.weight") || n == "normf.weight" ||
+                     ends_with(n, "moe.soft.scale");
     const bool zero = ends_with(n, ".bias") || ends_with(n, "_bias") || ends_with(n, "attn.bo");
     const bool resid = ends_with(n, "attn.wo") || ends_with(n, "ffn.down") || ends_with(n, "moe.experts.down") ||
                        ends_with(n, "moe.shared.down");
+    const double scale = resid ? resid_std : std;
     for (int64_t i = 0; i < t.numel(); ++i) {
-      double v = 0;
-      if (norm_weight || ends_with(n, "moe.soft.scale")) {
-        v = 1;
-      } else if (!zero) {
-        v = (resid ? resid_std : std) * rng.normal();
-      }
-      set_value(t, i, v);
+      set_value(t, i, one ? 1.0 : zero ? 0.0 : scale * rng.normal());
+      if (progress && ++done - reported >= (int64_t(1) << 22)) progress(reported = done, total);
     }
   });
+  if (progress) progress(total, total);
 }
 
 }  // namespace moe

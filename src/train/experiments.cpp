@@ -15,6 +15,7 @@
 #include "moe/corpus.h"
 #include "moe/metrics.h"
 #include "moe/error.h"
+#include "moe/generate.h"
 #include "moe/gpt_presets.h"
 #include "moe/sampling.h"
 #include "moe/tokenizer.h"
@@ -244,20 +245,15 @@ json domain_samples(const std::string& checkpoint, const std::string& data_dir, 
     std::vector<int32_t> seq(prompt.begin(), prompt.end());
     for (int32_t& t : seq) t = static_cast<uint8_t>(t);
     const int64_t n_new = std::min<int64_t>(200, m.config.context - static_cast<int64_t>(seq.size()));
-    KvCache cache = make_kv_cache(model);
-    std::vector<float> logits(static_cast<size_t>(m.config.vocab_size));
-    Rng rng(seed + d);
-    SamplingOptions so;
-    so.temperature = 0.7;
-    so.top_k = 40;
-    gpt_infer(model, seq.data(), static_cast<int64_t>(seq.size()), cache, logits.data(), nullptr);
+    GenerateOptions go;
+    go.max_new_tokens = n_new;
+    go.sampling.temperature = 0.7;
+    go.sampling.top_k = 40;
+    go.seed = seed + d;
     std::string text;
-    for (int64_t i = 0; i < n_new; ++i) {
-      const int32_t t = sample_token(logits.data(), m.config.vocab_size, so, rng);
-      text += static_cast<char>(t);
-      if (i + 1 < n_new) gpt_infer(model, &t, 1, cache, logits.data(), nullptr);
-    }
-        // Byte-level samples may split a character: store them as valid UTF-8 (U+FFFD where broken).
+    for (const int32_t t : generate(model, seq, go).tokens) text += static_cast<char>(t);
+    const SamplingOptions& so = go.sampling;
+    // Byte-level samples may split a character: store them as valid UTF-8 (U+FFFD where broken).
     out.push_back({{"domain", domains[d].name},
                    {"description", domains[d].description},
                    {"prompt", printable_utf8(prompt)},

@@ -290,8 +290,7 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
                      "training this model (weights, gradients, AdamW moments and the activations of a batch of " +
                          std::to_string(o.batch.batch) + " x " + std::to_string(o.batch.seq_len) + " tokens)",
                      "[train]");
-  GptWeights weights = make_gpt_weights(model, DType::f32);
-  init_gpt_weights(model, weights, o.seed);
+  GptWeights weights = make_gpt_weights(model, DType::f32);  // initialised below unless resumed
   GptWeights grads = make_gpt_weights(model, DType::f32);
   const NamedTensors params = trainable(weights), grad_list = trainable(grads);
   AdamW adam(pair_params(params, grad_list), o.adam);
@@ -331,6 +330,14 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
     batcher.restore(ts.at("batcher"));
     trim_metrics_after(metrics_path, step);
     sum.resumed = true;
+  } else {
+    std::unique_ptr<Progress> bar;  // a big model's init takes seconds: say so
+    init_gpt_weights(model, weights, o.seed, [&](int64_t done, int64_t total) {
+      if (!o.progress || total < (int64_t(1) << 24)) return;
+      if (!bar) bar = std::make_unique<Progress>(total, "init");
+      bar->update(done);
+      if (done == total) bar->finish();
+    });
   }
   // A checkpoint is written only for weights whose forward is finite on a validation window, so
   // the last checkpoint of a diverging run is one to go back to.

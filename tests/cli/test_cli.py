@@ -203,6 +203,52 @@ class Eval(unittest.TestCase):
         self.assertNotIn("terminate", p.stderr)
 
 
+class GeneratePastTheContext(unittest.TestCase):
+    """Past the context the window slides: the older half is dropped and the newer half encoded
+    afresh. Oracle: the tokens after a slide are what a fresh generation from that half gives."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="moe_gen_")
+        data = os.path.join(cls.tmp, "c.txt")
+        with open(data, "w") as f:
+            f.write("".join(f"line {i}: a quick brown fox jumps over the lazy dog.\n" for i in range(300)))
+        cls.run_dir = os.path.join(cls.tmp, "run")
+        p = moe("train", "--data", data, "--out", cls.run_dir, "--steps", "150", "--lr", "1e-2", "--emb_dim", "32",
+                "--n_layers", "1", "--n_heads", "2", "--hidden_dim", "32", "--context", "32", "--batch", "4", "--seq", "32",
+                "--eval_every", "0", "--threads", "1", "--no_progress")
+        assert p.returncode == 0, p.stderr
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def generate(self, prompt, n, *extra):
+        p = moe("generate", "--checkpoint", self.run_dir, "--prompt", prompt, "--max_new_tokens", str(n), "--threads", "1", *extra)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        text, figures = p.stdout.rsplit("\n\nModel:", 1)
+        self.assertTrue(all(c == "\n" or " " <= c <= "~" for c in text), repr(text))  # bytes = characters
+        return text, figures
+
+    def test_window_slides(self):
+        C, prompt, n = 32, "line 1", 60
+        text, figures = self.generate(prompt, n)
+        self.assertEqual(len(text), len(prompt) + n)
+        self.assertIn("Context: 32 tokens; the window slid 2 times", figures)
+        self.assertEqual(self.generate(prompt, n, "--no_kv_cache")[0], text)
+        # The first slide comes when 33 tokens are there: the window becomes tokens 17..32, and
+        # tokens 33..49 follow from it alone; the second slide is at 50.
+        start, end = C + 1 - C // 2, 2 * C + 2 - C // 2
+        self.assertEqual(self.generate(text[start:C + 1], end - (C + 1))[0], text[start:end])
+        # Before the first slide, the same as a generation that never needed one.
+        self.assertEqual(self.generate(prompt, C + 1 - len(prompt))[0], text[:C + 1])
+
+    def test_prompt_longer_than_the_context(self):
+        p = moe("generate", "--checkpoint", self.run_dir, "--prompt", "x" * 33, "--max_new_tokens", "1")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("the prompt (33 tokens) is longer than the model's context of 32", p.stderr)
+
+
 if __name__ == "__main__":
     MOE = os.path.abspath(sys.argv.pop(1))
     unittest.main()

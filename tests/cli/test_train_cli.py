@@ -152,7 +152,7 @@ class TrainCli(unittest.TestCase):
             (["train", "--data", self.data, "--out", os.path.join(self.tmp, "x3"), *MODEL, "--num_experts", "4",
               "--top_k", "5"], "top_k"),
             (["train", "--data", self.data, "--out", os.path.join(self.tmp, "x4"), *MODEL, "--seq", "100"], "context"),
-            (["generate", "--untrained", *MODEL, "--prompt", "x" * 60, "--max_new_tokens", "10"], "context"),
+            (["generate", "--untrained", *MODEL, "--prompt", "x" * 65, "--max_new_tokens", "10"], "longer than the model's context of 64"),
             (["generate", "--checkpoint", os.path.join(self.tmp, "missing")], "missing"),
         ]
         for args, word in cases:
