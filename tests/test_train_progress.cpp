@@ -94,11 +94,24 @@ TEST(Progress, LogGetsAPlainLineEveryTenPercentOrTenSeconds) {
   const std::string text = out.text();
   EXPECT_EQ(count(text, "\r"), 0u);
   EXPECT_EQ(count(text, "\x1b"), 0u);
-  // Steps 1, 11, 21, 31, 41 (every 10 s), then 100, 200, ..., 1000 (every 10 %), then finish.
-  EXPECT_EQ(count(text, "\n"), 5u + 10u + 1u) << text;
+  // Steps 1, 11, 21, 31, 41 (every 10 s), then 100, 200, ..., 900 (every 10 %), then finish's
+  // line for 1000: one line for the last step, not two.
+  EXPECT_EQ(count(text, "\n"), 5u + 9u + 1u) << text;
+  EXPECT_EQ(count(text, "1000/1000"), 1u) << text;
   EXPECT_NE(text.find("train [....................] 11/1000 1% ETA 16m29s\n"), std::string::npos) << text;
   EXPECT_NE(text.find(" 300/1000 30% ETA"), std::string::npos) << text;
   EXPECT_NE(text.find("1000/1000 100% loss 1.5 elapsed 51s\n"), std::string::npos) << text;
+}
+
+TEST(Progress, LogWithoutFinishStillShowsTheLastStep) {
+  MemFile out;
+  {
+    moe::ProgressOptions opt;
+    opt.tty = false;
+    moe::Progress p(4, "eval", out.f, opt);
+    for (int step = 1; step <= 4; ++step) p.update(step);
+  }
+  EXPECT_EQ(count(out.text(), "4/4 100%"), 1u) << out.text();
 }
 
 TEST(Progress, EtaUsesTheRateSinceTheFirstStepOfAResumedRun) {

@@ -12,6 +12,7 @@
 #include "moe/analysis.h"
 #include "moe/atomic_file.h"
 #include "moe/error.h"
+#include "moe/progress.h"
 #include "moe/report.h"
 
 namespace moe::cli {
@@ -21,6 +22,7 @@ struct AnalyzeFlags {
   AnalyzeOptions o;
   std::string out, html;
   int threads = 0;
+  bool progress = true;
 };
 }  // namespace
 
@@ -36,10 +38,19 @@ Run add_analyze(CLI::App& app) {
   c->add_option("--out", f->out, "Write the analysis as JSON (input of `moe report --analysis`)");
   c->add_option("--html", f->html, "Write an HTML page with the analysis alone");
   c->add_option("--threads", f->threads, "Threads (0 = all)")->capture_default_str();
+  c->add_flag_callback("--no_progress", [&v = f->progress] { v = false; }, "No progress line");
   return [f, c]() -> int {
     if (!c->parsed()) return 0;
     if (f->threads < 0) throw InvalidInput("[analyze] --threads must be >= 0");
     if (f->threads > 0) omp_set_num_threads(f->threads);
+    std::unique_ptr<Progress> bar;
+    if (f->progress) {
+      f->o.on_progress = [&bar](int64_t done, int64_t total) {
+        if (!bar) bar = std::make_unique<Progress>(total, "analyze");
+        bar->update(done);
+        if (done == total) bar->finish();
+      };
+    }
     const RoutingAnalysis a = analyze_checkpoint(f->o);
     const nlohmann::json j = analysis_to_json(a);
     std::fputs(format_analysis_summary(a).c_str(), stdout);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -84,8 +85,10 @@ LayerAnalysis analyze_layer(const LayerChoices& choices, std::span<const uint8_t
 
 // Runs the model (float, inference mode) over `text` in windows of its context and records the
 // choices of every MoE layer. Throws InvalidInput for a dense model.
+// `on_progress(bytes done, bytes in all)` after every batch of windows.
 std::vector<LayerChoices> collect_choices(const GptConfig& config, const GptWeights& weights,
-                                          std::span<const uint8_t> text);
+                                          std::span<const uint8_t> text,
+                                          const std::function<void(int64_t, int64_t)>& on_progress = {});
 
 struct AnalyzeOptions {
   std::string checkpoint;    // file or its directory
@@ -94,6 +97,7 @@ struct AnalyzeOptions {
   int64_t max_bytes = 200000;  // 0 = the whole split
   int64_t top_n = 10;
   int64_t sample_bytes = 300;
+  std::function<void(int64_t, int64_t)> on_progress;  // bytes run through the model, of all (a progress line)
 };
 
 RoutingAnalysis analyze_checkpoint(const AnalyzeOptions& options);

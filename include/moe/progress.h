@@ -39,7 +39,7 @@ struct ProgressOptions {
 class Progress {
  public:
   Progress(int64_t total, std::string label, std::FILE* stream = stderr, ProgressOptions opt = {});
-  ~Progress();  // ends a half-drawn terminal line (no final line: call finish() for that)
+  ~Progress();  // ends a half-drawn terminal line; in a log, prints the last step if finish() was not called
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
 
@@ -53,6 +53,7 @@ class Progress {
 
  private:
   void draw(const std::string& line, bool final_line);
+  bool pending_last_ = false;  // plain output: the last step reached, its line left to finish()
 
   int64_t total_;
   std::string label_;

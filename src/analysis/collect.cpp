@@ -52,7 +52,8 @@ void record_layer(const GptConfig& c, const MoeLayerState<float>& st, int64_t ba
 
 }  // namespace
 
-std::vector<LayerChoices> collect_choices(const GptConfig& c, const GptWeights& w, std::span<const uint8_t> text) {
+std::vector<LayerChoices> collect_choices(const GptConfig& c, const GptWeights& w, std::span<const uint8_t> text,
+                                          const std::function<void(int64_t, int64_t)>& on_progress) {
   if (!c.has_moe()) throw InvalidInput("[analyze] the checkpoint is a dense model: routing analysis needs MoE layers");
   const int64_t n = static_cast<int64_t>(text.size());
   std::vector<LayerChoices> out;
@@ -83,6 +84,7 @@ std::vector<LayerChoices> collect_choices(const GptConfig& c, const GptWeights& 
     for (int64_t l = 0; l < c.n_layers; ++l)
       if (c.is_moe_layer(l)) record_layer(c, acts.blocks[l].moe, pos, len, out[li++]);
     pos += len;
+    if (on_progress) on_progress(pos, n);
   }
   return out;
 }
@@ -124,7 +126,7 @@ RoutingAnalysis analyze_checkpoint(const AnalyzeOptions& o) {
   a.n_layers = c.n_layers;
 
   const std::span<const uint8_t> text(reinterpret_cast<const uint8_t*>(split.text.data()), split.text.size());
-  const std::vector<LayerChoices> choices = collect_choices(c, m.weights, text);
+  const std::vector<LayerChoices> choices = collect_choices(c, m.weights, text, o.on_progress);
   for (const LayerChoices& ch : choices)
     a.layers.push_back(analyze_layer(ch, text, split.domain, a.n_experts, D, o.top_n, o.sample_bytes));
   return a;

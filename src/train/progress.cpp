@@ -69,6 +69,9 @@ Progress::Progress(int64_t total, std::string label, std::FILE* stream, Progress
 }
 
 Progress::~Progress() {
+  if (!tty_ && !finished_ && pending_last_ && stream_ != nullptr) {
+    draw(format_progress_line(label_, last_step_, total_, last_fields_, -1, opt_.bar_width), true);
+  }
   if (tty_ && !finished_ && drawn_width_ > 0) {
     std::fputc('\n', stream_);
     std::fflush(stream_);
@@ -89,6 +92,11 @@ void Progress::update(int64_t step, const ProgressFields& fields) {
   if (tty_) {
     if (!last && now - last_draw_ < opt_.tty_interval) return;
   } else {
+    // A log gets one final line: finish()'s (or, if it is never called, the destructor's).
+    if (last) {
+      pending_last_ = true;
+      return;
+    }
     const double percent = total_ > 0 ? 100.0 * static_cast<double>(step) / static_cast<double>(total_) : 0;
     const bool new_bucket = opt_.every_percent > 0 &&
                             std::floor(percent / opt_.every_percent) > std::floor(last_percent_ / opt_.every_percent);

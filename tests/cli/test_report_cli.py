@@ -224,6 +224,12 @@ class ReportCli(unittest.TestCase):
         with open(os.path.join(OUT, "analysis.html"), encoding="utf-8") as f:
             check_html(self, f.read())
 
+    def test_progress_line(self):
+        # The model's pass over the text shows progress on stderr, ending at all of it; --no_progress is quiet.
+        self.assertRegex(self.analyze.stderr, r"analyze \[#+\] (\d+)/\1 100% elapsed")
+        p = run("analyze", self.ck, "--data", self.data, "--max_bytes", "3000", "--no_progress")
+        self.assertEqual(p.stderr, "")
+
     def test_bad_input(self):
         p = run("analyze", self.dense, "--data", self.data, check=False)
         self.assertEqual(p.returncode, 2, p.stderr)
