@@ -283,6 +283,22 @@ TEST(ArchDistill, ImpossibleValuesAreRefused) {
   EXPECT_NE(model_error(d).find("first_k_dense_replace=4 leaves no MoE layer"), std::string::npos) << model_error(d);
 }
 
+// A few numbers that describe more tensors than any checkpoint holds are refused before the list
+// is built (found by fuzz_hf_config: 2^20 experts in 10,000 layers grew to gigabytes).
+TEST(ArchDistill, TensorListsAreBounded) {
+  json q = with_model(qwen("qwen3_moe"));
+  EXPECT_FALSE(arch::checkpoint_tensors(q).empty());
+  q["num_experts"] = 1 << 20;
+  q["num_hidden_layers"] = 10000;
+  try {
+    arch::checkpoint_tensors(q);
+    FAIL() << "expected an error";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("would hold more than 4000000 tensors"), std::string::npos) << e.what();
+  }
+  EXPECT_GT(arch::model_arch_from_hf_config(q).layers.size(), 0u);  // counting it is fine
+}
+
 // A key read by no reader but two edits from one that is read is reported (a typo would
 // otherwise silently take the default).
 TEST(ArchDistill, LikelyTyposAreWarnedAbout) {

@@ -86,4 +86,7 @@ TEST(Resources, JsonConfigsAreParsedStrictly) {
             std::string::npos);
   EXPECT_NE(error_of([] { util::parse_json_strict("{\"a\":", "[config]", "x.json"); }).find("not valid JSON"),
             std::string::npos);
+  // A number no double holds (found by fuzz_layer_config: it escaped as nlohmann's out_of_range).
+  EXPECT_NE(error_of([] { util::parse_json_strict("{\"hidden_size\": 1e999}", "[config]", "x.json"); }).find("not valid JSON"),
+            std::string::npos);
 }

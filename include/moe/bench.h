@@ -24,6 +24,10 @@ double triad_gbps(int threads, double seconds = 0.5);
 // weight (e+1)^-s, then shuffled expert ids so load is skewed but not by index).
 Routing synthetic_routing(int64_t n_tokens, int64_t n_experts, int64_t top_k, double zipf_s, uint64_t seed);
 
+// A recorded routing (`--routing file.safetensors`): "expert_ids" [R, k] I32/I64 of R >= 1 rows
+// of k distinct ids in [0, E), repeated to fill T tokens. InvalidInput for anything else.
+Routing recorded_routing(const std::string& path, int64_t n_tokens, int64_t n_experts, int64_t top_k);
+
 struct LayerBenchConfig {
   int64_t emb_dim = 0, hidden_dim = 0, num_experts = 0, top_k = 0, tokens = 0;
   std::string dtype = "fp32";

@@ -20,6 +20,7 @@
 #include "moe/dataset.h"
 #include "moe/gpt.h"
 #include "moe/optimizer.h"
+#include "moe/rng.h"
 
 namespace moe {
 
@@ -85,6 +86,15 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& opt,
 double evaluate_gpt(const GptConfig& model, const GptWeights& weights, std::span<const int32_t> tokens,
                     const BatchOptions& batch, int64_t max_windows, uint64_t mask_seed,
                     const std::function<void(int64_t, int64_t)>& on_batch = {});
+
+// What a resume reads from a checkpoint's train state (metadata "moe.train_state"), checked:
+// InvalidInput naming the key for anything missing or of the wrong kind.
+struct ResumeState {
+  int64_t step = 0;
+  RngState noise_rng;
+  nlohmann::json batcher;  // Batcher::restore checks it against the run
+};
+ResumeState resume_state_from_json(const nlohmann::json& train_state, const std::string& origin);
 
 // Loads the model config and weights of a checkpoint (optimizer state ignored).
 struct LoadedModel {

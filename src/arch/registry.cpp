@@ -94,6 +94,19 @@ std::vector<TensorSpec> checkpoint_tensors(const nlohmann::json& config) {
   const JsonFields f = config_fields(config, e);
   ModelArch m = e.distill(f);
   check_moe_layers(m);
+  // A few numbers can describe more tensors than any checkpoint has (2^40 experts): bound the
+  // list before building it (found by fuzz_hf_config). Per expert at most 6 tensors (gate, up,
+  // down and their biases), per layer at most 32 others.
+  constexpr int64_t kMaxTensors = 4'000'000;
+  int64_t bound = 64;
+  for (const LayerArch& l : m.layers) {
+    bound += 32 + (l.ffn.moe ? 6 * std::min<int64_t>(l.ffn.n_experts, kMaxTensors) : 0);
+    if (bound > kMaxTensors)
+      throw InvalidInput("[config] " + m.model_type + ": its checkpoint would hold more than " + std::to_string(kMaxTensors) +
+                         " tensors (" + std::to_string(m.layers.size()) + " layers" +
+                         (l.ffn.moe ? ", " + std::to_string(l.ffn.n_experts) + " experts per MoE layer" : std::string()) +
+                         "); no real model has that many");
+  }
   return e.checkpoint ? e.checkpoint(f, m) : decoder_checkpoint(e, f, m);
 }
 

@@ -48,6 +48,8 @@ Timing time_it(F&& f, double min_seconds) {
   return {ms.front(), ms[ms.size() / 2], static_cast<int>(ms.size())};
 }
 
+}  // namespace
+
 Routing recorded_routing(const std::string& path, int64_t T, int64_t E, int64_t k) {
   const SafetensorsFile f = SafetensorsFile::open(path);
   if (!f.contains("expert_ids")) throw InvalidInput("[bench] " + path + ": no 'expert_ids' [T, k] tensor");
@@ -68,6 +70,10 @@ Routing recorded_routing(const std::string& path, int64_t T, int64_t E, int64_t 
       const int64_t src = (t % ids.dim(0)) * k + j;  // repeat the recording to fill T tokens
       const int64_t e = ids.dtype() == DType::i64 ? ids.as<int64_t>()[src] : ids.as<int32_t>()[src];
       if (e < 0 || e >= E) throw InvalidInput("[bench] " + path + ": expert id " + std::to_string(e) + " outside [0, " + std::to_string(E) + ")");
+      for (int64_t i = 0; i < j; ++i)  // a router picks k distinct experts
+        if (r.slot_expert[r.slot_expert.size() - 1 - i] == e)
+          throw InvalidInput("[bench] " + path + ": row " + std::to_string(t % ids.dim(0)) + " of expert_ids names expert " +
+                             std::to_string(e) + " twice");
       r.slot_token.push_back(static_cast<int32_t>(t));
       r.slot_expert.push_back(static_cast<int32_t>(e));
       r.slot_kept.push_back(1);
@@ -77,7 +83,6 @@ Routing recorded_routing(const std::string& path, int64_t T, int64_t E, int64_t 
   return r;
 }
 
-}  // namespace
 
 Routing synthetic_routing(int64_t T, int64_t E, int64_t k, double s, uint64_t seed) {
   Rng rng(seed);

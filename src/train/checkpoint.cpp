@@ -91,7 +91,9 @@ std::string hex64(uint64_t x) {
 json parse_metadata_json(const std::map<std::string, std::string>& meta, const char* key, const std::string& path) {
   const auto it = meta.find(key);
   if (it == meta.end()) fail(path, std::string("no \"") + key + "\" in the metadata");
-  return util::parse_json_strict(it->second, "[checkpoint] " + path + ":", std::string("metadata \"") + key + "\"");
+  json j = util::parse_json_strict(it->second, "[checkpoint] " + path + ":", std::string("metadata \"") + key + "\"");
+  if (!j.is_object()) fail(path, std::string("metadata \"") + key + "\" is " + j.type_name() + ", not a JSON object");
+  return j;
 }
 
 void diff(const json& a, const json& b, const std::string& path, const std::set<std::string>& ignore,

@@ -10,7 +10,11 @@
 
 // The step's scalars are rounded as torch rounds them: no contraction into FMAs (the update
 // itself is kernels/cpu/adamw.cpp).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace moe {
 

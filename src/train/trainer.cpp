@@ -253,6 +253,22 @@ double evaluate_gpt(const GptConfig& model, const GptWeights& weights, std::span
   return counted > 0 ? sum / static_cast<double>(counted) : 0.0;
 }
 
+ResumeState resume_state_from_json(const json& ts, const std::string& origin) {
+  auto bad = [&](const std::string& m) { throw InvalidInput("[checkpoint] " + origin + ": train state " + m); };
+  if (!ts.is_object()) bad("is not a JSON object");
+  for (const char* key : {"step", "noise_rng", "batcher"})
+    if (!ts.contains(key)) bad(std::string("has no \"") + key + "\"");
+  const json& step = ts.at("step");
+  if (!step.is_number_integer() || (step.is_number_unsigned() ? step.get<uint64_t>() > INT64_MAX : step.get<int64_t>() < 0))
+    bad("has step " + step.dump() + ", not a count");
+  if (!ts.at("batcher").is_object()) bad("has a batcher state that is not an object");
+  ResumeState r;
+  r.step = step.get<int64_t>();
+  r.noise_rng = rng_state_from_json(ts.at("noise_rng"), origin);
+  r.batcher = ts.at("batcher");
+  return r;
+}
+
 LoadedModel load_gpt_checkpoint(const std::string& path) {
   Checkpoint ck = load_checkpoint(path);
   if (!ck.config.contains("model")) throw InvalidInput("[checkpoint] " + ck.path + ": no model config in its metadata");
@@ -324,10 +340,10 @@ TrainSummary train_gpt(const GptConfig& model, const TrainOptions& o,
     Checkpoint ck = load_checkpoint(ckpt_path);
     sum.changes = check_resume(ck.config, run_config, o, ck.path);
     restore_into(state, ck.tensors, ck.path);
-    const json& ts = ck.train_state;
-    step = ts.at("step").get<int64_t>();
-    noise_rng.set_state(rng_state_from_json(ts.at("noise_rng"), ck.path));
-    batcher.restore(ts.at("batcher"));
+    const ResumeState rs = resume_state_from_json(ck.train_state, ck.path);
+    step = rs.step;
+    noise_rng.set_state(rs.noise_rng);
+    batcher.restore(rs.batcher);
     trim_metrics_after(metrics_path, step);
     sum.resumed = true;
   } else {

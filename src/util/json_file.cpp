@@ -33,6 +33,8 @@ nlohmann::json parse_json_strict(const std::string& text, const std::string& ori
     return json::parse(text, check);
   } catch (const json::parse_error& e) {
     throw InvalidInput(origin + " " + what + ": not valid JSON: " + e.what());
+  } catch (const json::out_of_range& e) {  // a number beyond a double ("1e999"): found by fuzz_layer_config
+    throw InvalidInput(origin + " " + what + ": not valid JSON: " + e.what());
   }
 }
 

@@ -8,7 +8,11 @@
 
 // torch runs each operation of the update as its own kernel, so nothing is fused across
 // operations; GCC would otherwise contract p*decay + update into one FMA (intrinsics included).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace moe::cpu {
 
