@@ -12,6 +12,7 @@ packages=(
   libcli11-dev                 # command-line parsing
   python3-numpy python3-torch  # test oracles (run with /usr/bin/python3)
   chromium                     # renders the SVG plots in the plot tests
+  clang libclang-rt-dev libomp-dev  # the fuzz targets (libFuzzer, ASan + UBSan; tests/fuzz/)
   libc6-dev fortunes fortunes-min fortunes-de fortunes-es fortunes-it  # `moe data`: the demo corpus
 )
 

@@ -1,9 +1,7 @@
 // libFuzzer target for the safetensors parser: arbitrary bytes must either parse or throw
 // moe::InvalidInput (any other exception aborts and is reported). A file that parses must
 // survive a round trip through the writer unchanged, which also reads every tensor byte under ASan.
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
-//     tests/fuzz/fuzz_safetensors.cpp src/io/safetensors.cpp src/tensor/tensor.cpp src/util/atomic_file.cpp
-//   ./a.out -max_total_time=120 /tmp/work_corpus tests/fuzz/corpus
+// Built and run as docs/fuzzing.md says (tests/fuzz/fuzz.cmake).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>

@@ -3,7 +3,7 @@
 package) are read by our C++ reader, and files written by our C++ writer are read back here.
 
   safetensors_interop.py --tool build/tests/safetensors_tool   run the oracle
-  safetensors_interop.py --fixture OUT                         write tests/fuzz/corpus/python_mixed.safetensors
+  safetensors_interop.py --fixture OUT                         write tests/fuzz/corpus/safetensors/python_mixed.safetensors
 """
 import argparse
 import json
