@@ -98,8 +98,8 @@ void validate_gpt(const GptConfig& c) {
   if (any_dense && c.dense.hidden < 1) bad("dense FFN hidden=" + str(c.dense.hidden) + " must be >= 1 (the model has dense layers)");
   if (c.has_moe()) {
     if (c.n_moe_layers() == 0) {
-      bad("first_dense_layers=" + str(c.first_dense_layers) + " leaves no MoE layer in a model of " + str(c.n_layers) +
-          " layers (use n_experts 0 for a dense model)");
+      bad("first_dense_layers=" + str(c.first_dense_layers) + " leaves no MoE layer in n_layers=" + str(c.n_layers) +
+          " (use n_experts 0 for a dense model)");
     }
     // Routers whose choice for a token depends on other tokens of its sequence would let a
     // decoder see the future (and generation with and without the KV cache would differ).
