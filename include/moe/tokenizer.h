@@ -19,6 +19,10 @@ struct ByteTokenizer {
   static std::string decode(std::span<const int32_t> ids);
 };
 
+// The offset of the first byte that does not start a well-formed UTF-8 sequence (a cut-off tail
+// included), or npos when all of `bytes` is well-formed.
+size_t first_invalid_utf8(std::string_view bytes);
+
 // `bytes` with every ill-formed UTF-8 sequence replaced by U+FFFD, one per maximal subpart (as
 // Python's bytes.decode("utf-8", "replace")). With `escape_controls`, C0 controls other than
 // \t and \n, and DEL, become their visible Control Pictures (U+2400 + c, U+2421), so model

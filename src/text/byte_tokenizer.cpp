@@ -92,6 +92,12 @@ size_t convert(std::string_view s, std::string& out, bool escape_controls, bool 
 
 }  // namespace
 
+size_t first_invalid_utf8(std::string_view bytes) {
+  for (size_t i = 0, len = 0; i < bytes.size(); i += len)
+    if (next_sequence(bytes, i, len) != Seq::valid) return i;
+  return std::string_view::npos;
+}
+
 std::string printable_utf8(std::string_view bytes, bool escape_controls) {
   std::string out;
   out.reserve(bytes.size());

@@ -1,0 +1,31 @@
+// The stages of a Hugging Face tokenizer.json, each built from its JSON object: normalizer ->
+// pre-tokenizer -> model (bpe.h) -> post-processor, and the decoder back. Each stage does what
+// the Rust `tokenizers` crate's component of the same name does; a type this engine does not
+// implement is an InvalidInput naming it.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace moe::text {
+
+// A piece of text on its way to the model. `at_start`: it begins at offset 0 of the original
+// input (Metaspace's prepend_scheme "first" prepends only there).
+struct Piece {
+  std::string text;
+  bool at_start = false;
+};
+
+using Normalizer = std::function<std::string(std::string)>;
+using PreTokenizer = std::function<void(std::vector<Piece>&)>;
+using Decoder = std::function<void(std::vector<std::string>&)>;  // tokens -> tokens (Fuse joins them)
+
+// Each returns an identity stage for JSON null. `where` names the file in errors.
+Normalizer make_normalizer(const nlohmann::json& j, const std::string& where);
+PreTokenizer make_pre_tokenizer(const nlohmann::json& j, const std::string& where);
+Decoder make_decoder(const nlohmann::json& j, const std::string& where);
+
+}  // namespace moe::text
