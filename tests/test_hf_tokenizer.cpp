@@ -92,7 +92,9 @@ TEST(HfTokenizer, ByteTokensOfOneCharacterAreHeldBack) {
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
     const std::string piece = stream.push(ids[i]);
-    if (i > 0 && i + 1 < ids.size()) EXPECT_EQ(piece, "") << "byte " << i << " was emitted before its character completed";
+    if (i > 0 && i + 1 < ids.size()) {
+      EXPECT_EQ(piece, "") << "byte " << i << " was emitted before its character completed";
+    }
     out += piece;
   }
   EXPECT_EQ(out + stream.flush(), "🧬");

@@ -16,6 +16,7 @@ Run add_bench(CLI::App& app);
 Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_tokenize(CLI::App& app);
+Run add_template(CLI::App& app);
 Run add_generate(CLI::App& app);
 Run add_data(CLI::App& app);
 Run add_analyze(CLI::App& app);

@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
       {"eval", moe::cli::add_eval(app)},         {"generate", moe::cli::add_generate(app)},
       {"data", moe::cli::add_data(app)},         {"analyze", moe::cli::add_analyze(app)},
       {"report", moe::cli::add_report(app)},     {"experiment", moe::cli::add_experiment(app)},
-      {"tokenize", moe::cli::add_tokenize(app)},
+      {"tokenize", moe::cli::add_tokenize(app)}, {"template", moe::cli::add_template(app)},
   };
 
   if (const std::string err = unknown_words(app, argc, argv); !err.empty()) {

@@ -65,6 +65,7 @@ class HfTokenizer {
  private:
   struct Impl;
   explicit HfTokenizer(std::unique_ptr<Impl> impl);
+  static HfTokenizer load_checked(const std::string& tokenizer_json, const std::string& tokenizer_config);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -17,6 +17,7 @@ using namespace text;
 
 namespace {
 
+constexpr int32_t kMaxVocab = 1 << 24;  // real vocabularies have up to ~260k tokens
 constexpr int64_t kTokenizerFileLimit = int64_t(512) << 20;  // the largest real tokenizer.json is ~28 MB
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
@@ -25,6 +26,13 @@ constexpr int64_t kTokenizerFileLimit = int64_t(512) << 20;  // the largest real
 
 json read_json(const std::string& path) {
   return util::parse_json_strict(util::read_regular_file(path, "[tokenizer]", kTokenizerFileLimit), "[tokenizer] " + path + ":", "the file");
+}
+
+// An id in [0, 2^31): InvalidInput for anything else (nlohmann's get<int32_t> would wrap).
+int32_t id_value(const json& v, const std::string& where, const std::string& what) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX : (v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)))
+    fail(where, what + " is " + v.dump() + ", not a token id");
+  return static_cast<int32_t>(v.get<int64_t>());
 }
 
 // "<s>", {"content": "<s>", ...} or null -> the token's text ("" for none).
@@ -48,9 +56,9 @@ Template template_of(const json& p, const std::string& where) {
   if (type == "ByteLevel") return {};
   if (type == "RobertaProcessing" || type == "BertProcessing") {
     const auto id_of = [&](const char* key) {
-      if (!p.contains(key) || !p.at(key).is_array() || p.at(key).size() != 2 || !p.at(key)[1].is_number_integer())
+      if (!p.contains(key) || !p.at(key).is_array() || p.at(key).size() != 2)
         fail(where, type + " needs \"" + key + "\": [token, id]");
-      return p.at(key)[1].get<int32_t>();
+      return id_value(p.at(key)[1], where, type + " " + key);
     };
     return {{id_of("cls")}, {id_of("sep")}};
   }
@@ -66,7 +74,7 @@ Template template_of(const json& p, const std::string& where) {
         const json& specials = p.value("special_tokens", json::object());
         if (!specials.contains(name) || !specials.at(name).contains("ids") || !specials.at(name).at("ids").is_array())
           fail(where, "the template names special token \"" + name + "\" that special_tokens does not define");
-        for (const json& id : specials.at(name).at("ids")) (seen_a ? t.after : t.before).push_back(id.get<int32_t>());
+        for (const json& id : specials.at(name).at("ids")) (seen_a ? t.after : t.before).push_back(id_value(id, where, "special token " + name));
       } else {
         fail(where, "a template item must be a Sequence or a SpecialToken, not " + item.dump());
       }
@@ -145,6 +153,15 @@ HfTokenizer HfTokenizer::from_folder(const std::string& dir) {
 }
 
 HfTokenizer HfTokenizer::load(const std::string& tokenizer_json, const std::string& tokenizer_config) {
+  try {
+    return load_checked(tokenizer_json, tokenizer_config);
+  } catch (const json::exception& e) {  // a value of the wrong type where the code reads one directly
+    throw InvalidInput("[tokenizer] " + tokenizer_json + (tokenizer_config.empty() ? "" : " / " + tokenizer_config) +
+                       ": a value of the wrong type (" + e.what() + ")");
+  }
+}
+
+HfTokenizer HfTokenizer::load_checked(const std::string& tokenizer_json, const std::string& tokenizer_config) {
   auto impl = std::make_unique<Impl>();
   Impl& t = *impl;
   t.where = tokenizer_json;
@@ -160,15 +177,14 @@ HfTokenizer HfTokenizer::load(const std::string& tokenizer_json, const std::stri
   t.decoder = make_decoder(j.value("decoder", json()), t.where);
   t.post = template_of(j.value("post_processor", json()), t.where);
 
-  int32_t n = 0;
-  for (const auto& [tok, id] : t.bpe->vocab()) n = std::max(n, id + 1);
+  int64_t n = 0;  // the largest id + 1
+  for (const auto& [tok, id] : t.bpe->vocab()) n = std::max<int64_t>(n, int64_t(id) + 1);
   std::vector<AddedToken> raw, normalized;
   for (const json& a : j.value("added_tokens", json::array())) {
     AddedToken at;
     if (!a.is_object() || !a.contains("id") || !a.at("id").is_number_integer() || !a.contains("content") || !a.at("content").is_string())
       fail(t.where, "an added token needs an integer \"id\" and a string \"content\": " + a.dump());
-    at.id = a.at("id").get<int32_t>();
-    if (at.id < 0) fail(t.where, "added token \"" + a.at("content").get<std::string>() + "\" has a negative id");
+    at.id = id_value(a.at("id"), t.where, "the id of added token \"" + a.at("content").get<std::string>() + "\"");
     at.content = a.at("content").get<std::string>();
     at.special = a.value("special", false);
     at.normalized = a.value("normalized", !at.special);
@@ -177,9 +193,11 @@ HfTokenizer HfTokenizer::load(const std::string& tokenizer_json, const std::stri
     at.single_word = a.value("single_word", false);
     if (first_invalid_utf8(at.content) != std::string::npos) fail(t.where, "added token " + std::to_string(at.id) + " is not UTF-8");
     t.added_ids[at.content] = at.id;
-    n = std::max(n, at.id + 1);
+    n = std::max<int64_t>(n, int64_t(at.id) + 1);
     (at.normalized ? normalized : raw).push_back(at);
   }
+  if (n > kMaxVocab)
+    fail(t.where, "ids go up to " + std::to_string(n - 1) + "; vocabularies of more than " + std::to_string(kMaxVocab) + " tokens are refused");
   t.id_to_token.assign(static_cast<size_t>(n), "");
   t.special.assign(static_cast<size_t>(n), 0);
   for (const auto& [tok, id] : t.bpe->vocab()) t.id_to_token[static_cast<size_t>(id)] = tok;

@@ -1,5 +1,10 @@
 #include "text/pipeline.h"
 
+// GCC 12 reports a false -Wrestrict in std::string inserts (GCC bug 105329).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
+
 #include <algorithm>
 #include <memory>
 

@@ -4,7 +4,7 @@
 #   --preset fuzz (Clang, -DMOE_FUZZ=ON): fuzz_<t> is the libFuzzer binary, and ctest
 #                 fuzz_<t>_smoke fuzzes it for a few seconds from the corpus; the target
 #                 fuzz_all builds every fuzz_<t> (and only the library besides; scripts/test.sh)
-set(MOE_FUZZ_TARGETS safetensors layer_config hf_config checkpoint routing)
+set(MOE_FUZZ_TARGETS safetensors layer_config hf_config checkpoint routing tokenizer chat_template)
 if(MOE_FUZZ)
   add_custom_target(fuzz_all)
 endif()
@@ -15,11 +15,13 @@ foreach(t IN LISTS MOE_FUZZ_TARGETS)
   add_executable(fuzz_${t}_replay ${src} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/replay.cpp)
   target_link_libraries(fuzz_${t}_replay PRIVATE moe)
   target_include_directories(fuzz_${t}_replay PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_compile_definitions(fuzz_${t}_replay PRIVATE MOE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   add_test(NAME fuzz_${t}_replay COMMAND fuzz_${t}_replay ${corpus})
   if(MOE_FUZZ)
     add_executable(fuzz_${t} ${src})
     target_link_libraries(fuzz_${t} PRIVATE moe)
     target_include_directories(fuzz_${t} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_compile_definitions(fuzz_${t} PRIVATE MOE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
     target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer)
     add_dependencies(fuzz_all fuzz_${t})
     # New inputs go to a scratch folder in the build tree, never into the checked-in corpus.

@@ -24,9 +24,12 @@ from moe_cases import CASES  # noqa: E402
 
 
 def fresh(target):
+    """The target's seed folder, emptied of generated seeds; inputs that found a bug (found_*) stay."""
     d = os.path.join(HERE, "corpus", target)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
+    for name in os.listdir(d):
+        if not name.startswith("found_"):
+            os.remove(os.path.join(d, name))
     return d
 
 
@@ -90,6 +93,72 @@ def main(moe):
                           ("empty", {"expert_ids": np.zeros((0, 2), np.int32)})):
         path = os.path.join(d, name + ".safetensors")
         st.save(path, tensors)
+
+    tokenizer_seeds(fresh("tokenizer"))
+    template_seeds(fresh("chat_template"))
+
+
+def template_seeds(d):
+    """The real chat templates and the oracle test's construct templates."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "text"))
+    from test_chat_template_oracle import CONSTRUCTS, config_template, file_template
+    write(d, "qwen3.jinja", config_template("qwen3"))
+    write(d, "deepseek-v3.jinja", config_template("deepseek-v3"))
+    for name in ("openai-gpt-oss-120b.jinja", "deepseek-ai-DeepSeek-V3.1.jinja"):
+        write(d, name, file_template(name))
+    for name, source in CONSTRUCTS.items():
+        write(d, f"construct_{name}.jinja", source)
+
+
+def byte_map():
+    chars = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    m, extra = {}, 256
+    for b in range(256):
+        if b in chars:
+            m[b] = chr(b)
+        else:
+            m[b] = chr(extra)
+            extra += 1
+    return m
+
+
+def tokenizer_seeds(d):
+    """Small tokenizer.json files with every stage kind the real ones use, and texts ('T' + UTF-8)
+    for the two real tokenizers the target loads."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "text"))
+    from tokenizer_strings import strings
+    bm = byte_map()
+    vocab = {bm[b]: b for b in range(256)}
+    vocab.update({"ab": 256, "abc": 257, "Ġt": 258, "he": 259})
+    merges = [["a", "b"], ["ab", "c"], ["Ġ", "t"], ["h", "e"]]
+    added = [{"id": 300, "content": "<|end|>", "special": True, "normalized": False, "lstrip": False, "rstrip": False,
+              "single_word": False},
+             {"id": 301, "content": "  ", "special": False, "normalized": True, "lstrip": True, "rstrip": True,
+              "single_word": True}]
+    byte_level = {"model": {"type": "BPE", "vocab": vocab, "merges": merges, "ignore_merges": True},
+                  "normalizer": {"type": "NFC"},
+                  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                      {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated", "invert": False},
+                      {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}]},
+                  "post_processor": {"type": "TemplateProcessing",
+                                     "single": [{"SpecialToken": {"id": "<|end|>", "type_id": 0}}, {"Sequence": {"id": "A"}}],
+                                     "special_tokens": {"<|end|>": {"id": "<|end|>", "ids": [300], "tokens": ["<|end|>"]}}},
+                  "decoder": {"type": "ByteLevel"}, "added_tokens": added}
+    write(d, "byte_level.json", json.dumps(byte_level))
+    sp_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "\u2581": 3, "a": 4, "b": 5, "\u2581a": 6}
+    sp_vocab.update({f"<0x{b:02X}>": 7 + b for b in range(256)})
+    sentencepiece = {"model": {"type": "BPE", "vocab": sp_vocab, "merges": ["\u2581 a"], "unk_token": "<unk>",
+                               "fuse_unk": True, "byte_fallback": True},
+                     "normalizer": {"type": "Sequence", "normalizers": [
+                         {"type": "Prepend", "prepend": "\u2581"}, {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+                     "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True},
+                     "decoder": {"type": "Sequence", "decoders": [
+                         {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+                         {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+                     "added_tokens": [{"id": 1, "content": "<s>", "special": True, "normalized": False}]}
+    write(d, "sentencepiece.json", json.dumps(sentencepiece))
+    for i, text in enumerate(strings()[::8]):
+        write(d, f"text_{i:02d}.txt", b"T" + text.encode("utf-8"))
 
 
 if __name__ == "__main__":
