@@ -1,4 +1,4 @@
-// `moe bench layer`: flags and printing; the measurements are in src/bench.
+// `moe bench layer` and `moe bench tokenizer`: flags and printing; the measurements are in src/bench.
 #include <iostream>
 #include <memory>
 
@@ -27,7 +27,18 @@ Run add_bench(CLI::App& app) {
   layer->add_option("--seed", c->seed, "Seed for weights, inputs and routing")->capture_default_str();
   layer->add_flag("--backward", c->backward, "Also time the training forward and the backward (dX, dW, slot-weight grads)");
   layer->add_flag("--json", *json_out, "Print one JSON object with every figure");
-  return [c, json_out, layer]() -> int {
+  auto t = std::make_shared<bench::TokenizerBenchConfig>();
+  CLI::App* tok = b->add_subcommand("tokenizer", "A Hugging Face tokenizer's load time and encode / decode speed on a text");
+  tok->add_option("--tokenizer", t->tokenizer, "A folder with tokenizer.json (a model folder works)")->required();
+  tok->add_option("--text", t->text, "The text to encode (e.g. out/data/train.txt from `moe data`)")->required();
+  tok->add_option("--seconds", t->min_seconds, "Minimum time per measurement")->capture_default_str();
+  tok->add_flag("--json", *json_out, "Print one JSON object with every figure");
+  return [c, t, json_out, layer, tok]() -> int {
+    if (tok->parsed()) {
+      const nlohmann::json r = bench::run_tokenizer_bench(*t);
+      std::cout << (*json_out ? r.dump(2) + "\n" : bench::format_tokenizer_bench(r));
+      return 0;
+    }
     if (!layer->parsed()) return 0;
     const nlohmann::json r = bench::run_layer_bench(*c);
     std::cout << (*json_out ? r.dump(2) + "\n" : bench::format_layer_bench(r));

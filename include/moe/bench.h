@@ -44,4 +44,14 @@ nlohmann::json run_layer_bench(const LayerBenchConfig& config);
 // The human-readable table of a run_layer_bench result.
 std::string format_layer_bench(const nlohmann::json& result);
 
+// `moe bench tokenizer`: a Hugging Face tokenizer's load time, and encode / decode / streaming
+// decode speed on a text file (one thread), each the median of repeated runs of at least
+// `min_seconds`.
+struct TokenizerBenchConfig {
+  std::string tokenizer, text;
+  double min_seconds = 1.0;
+};
+nlohmann::json run_tokenizer_bench(const TokenizerBenchConfig& config);
+std::string format_tokenizer_bench(const nlohmann::json& result);
+
 }  // namespace moe::bench
