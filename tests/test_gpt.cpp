@@ -140,7 +140,7 @@ TEST(GptConfig, ValidationNamesTheField) {
   GptConfig c;
   c.dense.hidden = 64;
   c.n_heads = 6;
-  EXPECT_EQ(error_of([&] { validate_gpt(c); }), "[gpt] n_heads=6 does not divide d_model=128");
+  EXPECT_EQ(error_of([&] { validate_gpt(c); }), "[gpt] n_heads=6 does not divide d_model=128 (or give head_dim)");
   c.n_heads = 4;
   c.n_kv_heads = 3;
   EXPECT_EQ(error_of([&] { validate_gpt(c); }), "[gpt] n_kv_heads=3 does not divide n_heads=4");

@@ -128,6 +128,31 @@ std::vector<GptCase> cases() {
     c.moe = moe_layer(8, 4, 2, 4);
     v.push_back({"masked_targets", c, 2, 5, false, true});
   }
+  {  // Qwen3: head_dim apart from d_model / n_heads, per-head q/k RMSNorm
+    GptConfig c = tiny();
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim_ = 6;
+    c.qk_norm = QkNorm::head;
+    c.moe = moe_layer(8, 4, 2, 4);
+    c.moe.router.normalize = true;
+    v.push_back({"qwen3_head_dim_qk_norm_head", c});
+  }
+  {  // OLMoE: q/k RMSNorm over the whole projections
+    GptConfig c = tiny();
+    c.n_kv_heads = 1;
+    c.qk_norm = QkNorm::full;
+    c.moe = moe_layer(8, 4, 2, 4);
+    v.push_back({"olmoe_qk_norm_full", c});
+  }
+  {  // Qwen2: q/k/v biases, a gated shared expert
+    GptConfig c = tiny();
+    c.qkv_bias = true;
+    c.moe = moe_layer(8, 4, 2, 4);
+    c.moe.shared_hidden = 3;
+    c.moe.shared_gate = true;
+    v.push_back({"qwen2_qkv_bias_shared_gate", c});
+  }
   return v;
 }
 

@@ -33,13 +33,17 @@ namespace moe {
 
 enum class PosEncoding { rope, learned };
 enum class NormKind { rmsnorm, layernorm };
+// RMSNorm of the queries and keys between their projection and RoPE: per head over hd (Qwen3),
+// or over the whole projection, H·hd and Hkv·hd (OLMoE).
+enum class QkNorm { none, head, full };
 
 struct GptConfig {
   int64_t vocab_size = 256;       // V
   int64_t context = 256;          // C: longest sequence (learned positions, KV cache)
   int64_t d_model = 128;          // d
   int64_t n_layers = 2;           // L
-  int64_t n_heads = 4;            // H query heads; hd = d_model / n_heads
+  int64_t n_heads = 4;            // H query heads
+  int64_t head_dim_ = 0;          // hd; 0 = d_model / n_heads (HF head_dim may differ: Qwen3 2048 / 32 heads of 128)
   int64_t n_kv_heads = 4;         // Hkv key/value heads (GQA: n_heads % n_kv_heads == 0)
   PosEncoding pos = PosEncoding::rope;  // RoPE (HF rotate_half) or learned absolute positions
   double rope_theta = 10000;      // RoPE base: inv_freq_i = theta^(-2i/hd)
@@ -47,13 +51,15 @@ struct GptConfig {
   double norm_eps = 1e-5;         // added to the variance / mean square
   bool tied_head = true;          // head = wte (no separate head tensor)
   bool attn_bias = false;         // bias bo on the attention output projection (GPT-2: true)
+  bool qkv_bias = false;          // biases bq, bk, bv on the query/key/value projections (Qwen2)
+  QkNorm qk_norm = QkNorm::none;  // q/k RMSNorm before RoPE (eps = norm_eps)
   bool causal = true;             // false = bidirectional encoder (masked objective, expert choice / Soft MoE)
   ExpertConfig dense;             // dense FFN (act, hidden width F, biases), used by non-MoE layers
   MoeLayerConfig moe;             // MoE FFN template (moe.d_model == d_model); moe.router.n_experts == 0 -> all dense
   int64_t first_dense_layers = 0; // DeepSeek first_k_dense_replace: the first k layers are dense
   int64_t moe_every = 1;          // after those, layer l is MoE when (l - first_dense_layers) % moe_every == 0
 
-  int64_t head_dim() const { return d_model / n_heads; }
+  int64_t head_dim() const { return head_dim_ > 0 ? head_dim_ : d_model / n_heads; }
   bool has_moe() const { return moe.router.n_experts > 0; }
   bool is_moe_layer(int64_t layer) const;
   int64_t n_moe_layers() const;  // without walking the layers
@@ -74,6 +80,8 @@ struct GptBlockWeights {
   Tensor norm1_w, norm1_b;   // [d], [d] (layernorm only)
   Tensor wq;                 // [H·hd, d]
   Tensor wk, wv;             // [Hkv·hd, d]
+  Tensor bq, bk, bv;         // [H·hd], [Hkv·hd], [Hkv·hd] (qkv_bias only)
+  Tensor q_norm, k_norm;     // [hd] (qk_norm head) or [H·hd], [Hkv·hd] (full)
   Tensor wo;                 // [d, H·hd]
   Tensor bo;                 // [d] (attn_bias only)
   Tensor norm2_w, norm2_b;   // [d], [d] (layernorm only)
@@ -85,7 +93,7 @@ struct GptBlockWeights {
 
 // All weights (or gradients: the same struct). One visitor serves the optimizer, checkpoints
 // and tests. Names: "wte", "wpe", "blocks.<l>.norm1.weight", "blocks.<l>.norm1.bias",
-// "blocks.<l>.attn.{wq,wk,wv,wo,bo}", "blocks.<l>.norm2.{weight,bias}",
+// "blocks.<l>.attn.{wq,wk,wv,bq,bk,bv,q_norm,k_norm,wo,bo}", "blocks.<l>.norm2.{weight,bias}",
 // "blocks.<l>.ffn.{gate,up,down,gate_bias,up_bias,down_bias}", "blocks.<l>.moe.<MoE canonical
 // name>" (e.g. "blocks.1.moe.experts.gate"), "normf.weight", "normf.bias", "head".
 struct GptWeights {
@@ -132,6 +140,8 @@ struct GptBlockActs {
   std::vector<T> x;                 // [T, d] block input (residual stream)
   std::vector<T> n1;                // [T, d] norm1 output
   std::vector<T> mean1, rstd1;      // [T] norm statistics (mean: layernorm only)
+  std::vector<T> q_raw, k_raw;      // [T, H·hd], [T, Hkv·hd] projections before the q/k norm (qk_norm only)
+  std::vector<T> rstd_q, rstd_k;    // q/k norm statistics: [T·H], [T·Hkv] (head) or [T] (full)
   std::vector<T> q;                 // [T, H·hd] queries after RoPE
   std::vector<T> k, v;              // [T, Hkv·hd] keys (after RoPE), values
   std::vector<T> probs;             // [B, H, S, S] attention probabilities
@@ -161,7 +171,7 @@ struct GptActivations {
   std::vector<T> rope_cos, rope_sin;  // [S, hd/2]
   std::vector<T> ones;              // [T] combine weights of the dense FFN
   // backward scratch
-  std::vector<T> dx, dx_mid, dn, dq, dk, dv, datt, dlogits, dweights;
+  std::vector<T> dx, dx_mid, dn, dq, dk, dv, dq_raw, dk_raw, datt, dlogits, dweights;
   Workspace ws;                     // kernel scratch
 };
 

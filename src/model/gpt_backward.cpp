@@ -1,5 +1,5 @@
 // GPT backward, by hand, block by block in reverse: cross-entropy -> head -> final norm ->
-// (FFN, norm2, attention output, attention, RoPE, q/k/v, norm1) per block -> embeddings.
+// (FFN, norm2, attention output, attention, RoPE, q/k norm, q/k/v, norm1) per block -> embeddings.
 // Accumulates d(total)/dθ into the gradients; the MoE layers add their aux-loss gradients.
 #include <cmath>
 
@@ -71,11 +71,25 @@ void attention_backward(const GptConfig& c, const GptBlockWeights& w, const GptB
       ops::rope_row(g.dk.data() + t * kvd, Hkv, hd, cs, sn, true);
     }
   }
+  const T* dq = g.dq.data();
+  const T* dk = g.dk.data();
+  if (c.qk_norm != QkNorm::none) {  // through the q/k RMSNorm to the raw projections
+    const bool head = c.qk_norm == QkNorm::head;
+    fit(g.dq_raw, Tn * qd);
+    fit(g.dk_raw, Tn * kvd);
+    std::fill(g.dq_raw.begin(), g.dq_raw.end(), T(0));
+    std::fill(g.dk_raw.begin(), g.dk_raw.end(), T(0));
+    ref::rmsnorm_backward(g.dq_raw.data(), mut<T>(gw.q_norm), dq, a.q_raw.data(), w.q_norm.as<T>(), a.rstd_q.data(),
+                          head ? Tn * H : Tn, head ? hd : qd);
+    ref::rmsnorm_backward(g.dk_raw.data(), mut<T>(gw.k_norm), dk, a.k_raw.data(), w.k_norm.as<T>(), a.rstd_k.data(),
+                          head ? Tn * Hkv : Tn, head ? hd : kvd);
+    dq = g.dq_raw.data();
+    dk = g.dk_raw.data();
+  }
   std::fill(g.dn.begin(), g.dn.end(), T(0));
-  T* none = nullptr;
-  ops::linear_backward(g.dn.data(), mut<T>(gw.wq), none, g.dq.data(), a.n1.data(), w.wq.as<T>(), Tn, d, qd, g.ws);
-  ops::linear_backward(g.dn.data(), mut<T>(gw.wk), none, g.dk.data(), a.n1.data(), w.wk.as<T>(), Tn, d, kvd, g.ws);
-  ops::linear_backward(g.dn.data(), mut<T>(gw.wv), none, g.dv.data(), a.n1.data(), w.wv.as<T>(), Tn, d, kvd, g.ws);
+  ops::linear_backward(g.dn.data(), mut<T>(gw.wq), mut<T>(gw.bq), dq, a.n1.data(), w.wq.as<T>(), Tn, d, qd, g.ws);
+  ops::linear_backward(g.dn.data(), mut<T>(gw.wk), mut<T>(gw.bk), dk, a.n1.data(), w.wk.as<T>(), Tn, d, kvd, g.ws);
+  ops::linear_backward(g.dn.data(), mut<T>(gw.wv), mut<T>(gw.bv), g.dv.data(), a.n1.data(), w.wv.as<T>(), Tn, d, kvd, g.ws);
 }
 
 }  // namespace

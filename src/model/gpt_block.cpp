@@ -1,5 +1,5 @@
 // One pre-norm transformer block, the step both the training forward and KV-cache inference run:
-//   n1 = norm1(x);  q, k, v = n1·Wq/k/vᵀ (RoPE on q, k);  att = attention(q, k, v)
+//   n1 = norm1(x);  q, k, v = n1·Wq/k/vᵀ (+ bq/k/v) (q/k norm, then RoPE on q, k);  att = attention(q, k, v)
 //   x_mid = x + att·Woᵀ (+ bo);  n2 = norm2(x_mid);  x_out = x_mid + ffn(n2)
 // Training keeps every intermediate (and the attention probabilities) for the backward; inference
 // writes its keys and values into the cache rows after the p0 already there and attends over all
@@ -71,9 +71,24 @@ void block_forward(const GptConfig& c, const GptBlockWeights& w, int64_t layer, 
   T* K = st.k_rows + st.p0 * kvd;  // this step's rows of the keys and values
   T* V = st.v_rows + st.p0 * kvd;
   const T* none = nullptr;
-  ops::linear(a.q.data(), a.n1.data(), matrix<T>(w.wq, pb ? &pb->wq : nullptr), none, n, d, qd, ws);
-  ops::linear(K, a.n1.data(), matrix<T>(w.wk, pb ? &pb->wk : nullptr), none, n, d, kvd, ws);
-  ops::linear(V, a.n1.data(), matrix<T>(w.wv, pb ? &pb->wv : nullptr), none, n, d, kvd, ws);
+  (void)none;
+  const bool qk_norm = c.qk_norm != QkNorm::none;
+  if (qk_norm) {  // the projections go to q_raw / k_raw, their norms to q and the cache rows
+    fit(a.q_raw, n * qd);
+    fit(a.k_raw, n * kvd);
+  }
+  T* q_proj = qk_norm ? a.q_raw.data() : a.q.data();
+  T* k_proj = qk_norm ? a.k_raw.data() : K;
+  ops::linear(q_proj, a.n1.data(), matrix<T>(w.wq, pb ? &pb->wq : nullptr), ptr<T>(w.bq), n, d, qd, ws);
+  ops::linear(k_proj, a.n1.data(), matrix<T>(w.wk, pb ? &pb->wk : nullptr), ptr<T>(w.bk), n, d, kvd, ws);
+  ops::linear(V, a.n1.data(), matrix<T>(w.wv, pb ? &pb->wv : nullptr), ptr<T>(w.bv), n, d, kvd, ws);
+  if (qk_norm) {
+    const bool head = c.qk_norm == QkNorm::head;  // rows of hd (per head) or of the whole projection
+    fit(a.rstd_q, head ? n * H : n);
+    fit(a.rstd_k, head ? n * Hkv : n);
+    ops::rmsnorm_forward(a.q.data(), a.rstd_q.data(), q_proj, w.q_norm.as<T>(), head ? n * H : n, head ? hd : qd, c.norm_eps);
+    ops::rmsnorm_forward(K, a.rstd_k.data(), k_proj, w.k_norm.as<T>(), head ? n * Hkv : n, head ? hd : kvd, c.norm_eps);
+  }
   if (c.pos == PosEncoding::rope) {
 #pragma omp parallel for schedule(static) if (n * qd > kParallelWork)
     for (int64_t t = 0; t < n; ++t) {

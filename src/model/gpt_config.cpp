@@ -48,10 +48,13 @@ const std::vector<Field<GptConfig>>& gpt_fields() {
   static const std::vector<Field<G>> fields = {
       field("vocab_size", &G::vocab_size), field("context", &G::context), field("d_model", &G::d_model),
       field("n_layers", &G::n_layers), field("n_heads", &G::n_heads), field("n_kv_heads", &G::n_kv_heads),
+      field("head_dim", &G::head_dim_),
       util::choice_field("pos", &G::pos, {{"rope", PosEncoding::rope}, {"learned", PosEncoding::learned}}),
       field("rope_theta", &G::rope_theta),
       util::choice_field("norm", &G::norm, {{"rmsnorm", NormKind::rmsnorm}, {"layernorm", NormKind::layernorm}}),
       field("norm_eps", &G::norm_eps), field("tied_head", &G::tied_head), field("attn_bias", &G::attn_bias),
+      field("qkv_bias", &G::qkv_bias),
+      util::choice_field("qk_norm", &G::qk_norm, {{"none", QkNorm::none}, {"head", QkNorm::head}, {"full", QkNorm::full}}),
       field("causal", &G::causal),
       util::object_field<G>("dense", [](auto& c) -> auto& { return c.dense; }, dense_fields(), "[gpt config] dense: "),
       {"moe",
@@ -81,13 +84,15 @@ void validate_gpt(const GptConfig& c) {
   if (c.d_model < 1) bad("d_model=" + str(c.d_model) + " must be >= 1");
   if (c.n_layers < 1) bad("n_layers=" + str(c.n_layers) + " must be >= 1");
   if (c.n_heads < 1) bad("n_heads=" + str(c.n_heads) + " must be >= 1");
-  if (c.d_model % c.n_heads != 0) bad("n_heads=" + str(c.n_heads) + " does not divide d_model=" + str(c.d_model));
+  if (c.head_dim_ < 0) bad("head_dim=" + str(c.head_dim_) + " must be >= 0 (0: d_model / n_heads)");
+  if (c.head_dim_ == 0 && c.d_model % c.n_heads != 0)
+    bad("n_heads=" + str(c.n_heads) + " does not divide d_model=" + str(c.d_model) + " (or give head_dim)");
   if (c.n_kv_heads < 1) bad("n_kv_heads=" + str(c.n_kv_heads) + " must be >= 1");
   if (c.n_heads % c.n_kv_heads != 0) {
     bad("n_kv_heads=" + str(c.n_kv_heads) + " does not divide n_heads=" + str(c.n_heads));
   }
   if (c.pos == PosEncoding::rope) {
-    if (c.head_dim() % 2 != 0) bad("RoPE needs an even head width, got d_model/n_heads=" + str(c.head_dim()));
+    if (c.head_dim() % 2 != 0) bad("RoPE needs an even head width, got head_dim=" + str(c.head_dim()));
     if (!(c.rope_theta > 0)) bad("rope_theta=" + std::to_string(c.rope_theta) + " must be > 0");
   }
   if (!(c.norm_eps >= 0) || !std::isfinite(c.norm_eps)) bad("norm_eps=" + std::to_string(c.norm_eps) + " must be >= 0");
@@ -142,7 +147,10 @@ int64_t gpt_param_count(const GptConfig& c, bool active_only) {
   const int64_t norm = c.norm == NormKind::layernorm ? 2 * d : d;
   int64_t n = x.add(x.mul(V, d), x.add(c.pos == PosEncoding::learned ? x.mul(c.context, d) : 0, norm));
   if (!c.tied_head) n = x.add(n, x.mul(V, d));
-  const int64_t attn = x.add(x.mul(c.n_heads + 2 * c.n_kv_heads, hd, d), x.add(x.mul(d, c.n_heads, hd), c.attn_bias ? d : 0));
+  int64_t attn = x.add(x.mul(c.n_heads + 2 * c.n_kv_heads, hd, d), x.add(x.mul(d, c.n_heads, hd), c.attn_bias ? d : 0));
+  if (c.qkv_bias) attn = x.add(attn, x.mul(c.n_heads + 2 * c.n_kv_heads, hd));
+  if (c.qk_norm == QkNorm::head) attn = x.add(attn, 2 * hd);
+  if (c.qk_norm == QkNorm::full) attn = x.add(attn, x.mul(c.n_heads + c.n_kv_heads, hd));
   auto ffn = [&](const ExpertConfig& e) {
     const int64_t mats = x.mul(is_gated(e.act) ? 3 : 2, e.hidden, d);
     const int64_t biases = e.bias ? x.add(x.mul(is_gated(e.act) ? 2 : 1, e.hidden), d) : 0;

@@ -18,6 +18,11 @@ void block_slots(Block& b, const std::string& p, F&& f) {
   f(p + "attn.wq", b.wq);
   f(p + "attn.wk", b.wk);
   f(p + "attn.wv", b.wv);
+  f(p + "attn.bq", b.bq);
+  f(p + "attn.bk", b.bk);
+  f(p + "attn.bv", b.bv);
+  f(p + "attn.q_norm", b.q_norm);
+  f(p + "attn.k_norm", b.k_norm);
   f(p + "attn.wo", b.wo);
   f(p + "attn.bo", b.bo);
   f(p + "norm2.weight", b.norm2_w);
@@ -104,6 +109,16 @@ std::vector<std::pair<std::string, Shape>> base_shapes(const GptConfig& c) {
     s.push_back({p + "attn.wq", {c.n_heads * hd, d}});
     s.push_back({p + "attn.wk", {c.n_kv_heads * hd, d}});
     s.push_back({p + "attn.wv", {c.n_kv_heads * hd, d}});
+    if (c.qkv_bias) {
+      s.push_back({p + "attn.bq", {c.n_heads * hd}});
+      s.push_back({p + "attn.bk", {c.n_kv_heads * hd}});
+      s.push_back({p + "attn.bv", {c.n_kv_heads * hd}});
+    }
+    if (c.qk_norm != QkNorm::none) {
+      const bool full = c.qk_norm == QkNorm::full;
+      s.push_back({p + "attn.q_norm", {full ? c.n_heads * hd : hd}});
+      s.push_back({p + "attn.k_norm", {full ? c.n_kv_heads * hd : hd}});
+    }
     s.push_back({p + "attn.wo", {d, c.n_heads * hd}});
     if (c.attn_bias) s.push_back({p + "attn.bo", {d}});
     s.push_back({p + "norm2.weight", {d}});
@@ -197,8 +212,9 @@ void init_gpt_weights(const GptConfig& c, GptWeights& w, uint64_t seed,
   w.for_each_tensor([&](const std::string&, Tensor& t) { total += t.numel(); });
   w.for_each_tensor([&](const std::string& n, Tensor& t) {
     const bool one = ends_with(n, "norm1.weight") || ends_with(n, "norm2.weight") || n == "normf.weight" ||
-                     ends_with(n, "moe.soft.scale");
-    const bool zero = ends_with(n, ".bias") || ends_with(n, "_bias") || ends_with(n, "attn.bo");
+                     ends_with(n, "moe.soft.scale") || ends_with(n, "attn.q_norm") || ends_with(n, "attn.k_norm");
+    const bool zero = ends_with(n, ".bias") || ends_with(n, "_bias") || ends_with(n, "attn.bo") || ends_with(n, "attn.bq") ||
+                      ends_with(n, "attn.bk") || ends_with(n, "attn.bv");
     const bool resid = ends_with(n, "attn.wo") || ends_with(n, "ffn.down") || ends_with(n, "moe.experts.down") ||
                        ends_with(n, "moe.shared.down");
     const double scale = resid ? resid_std : std;

@@ -43,6 +43,10 @@ def norm(cfg, W, name, x):
     return F.layer_norm(x, (x.shape[-1],), W[name + ".weight"], W[name + ".bias"], eps)
 
 
+def head_dim(cfg):
+    return cfg.get("head_dim") or cfg["d_model"] // cfg["n_heads"]
+
+
 def rotate_half(x):
     x1 = x[..., : x.shape[-1] // 2]
     x2 = x[..., x.shape[-1] // 2:]
@@ -60,10 +64,20 @@ def rope_cos_sin(S, hd, theta):
 def attention(cfg, W, p, h, cos, sin):
     B, S, d = h.shape
     H, Hkv = cfg["n_heads"], cfg.get("n_kv_heads", cfg["n_heads"])
-    hd = d // H
-    q = F.linear(h, W[p + "attn.wq"]).view(B, S, H, hd).transpose(1, 2)     # [B, H, S, hd]
-    k = F.linear(h, W[p + "attn.wk"]).view(B, S, Hkv, hd).transpose(1, 2)   # [B, Hkv, S, hd]
-    v = F.linear(h, W[p + "attn.wv"]).view(B, S, Hkv, hd).transpose(1, 2)
+    hd = head_dim(cfg)
+    eps, qk_norm = float(cfg.get("norm_eps", 1e-5)), cfg.get("qk_norm", "none")
+    q = F.linear(h, W[p + "attn.wq"], W.get(p + "attn.bq"))                  # [B, S, H·hd] (Qwen2: with bias)
+    k = F.linear(h, W[p + "attn.wk"], W.get(p + "attn.bk"))
+    v = F.linear(h, W[p + "attn.wv"], W.get(p + "attn.bv"))
+    if qk_norm == "full":  # OLMoE: RMSNorm over the whole projection, before the head split
+        q, k = rms_norm(q, W[p + "attn.q_norm"], eps), rms_norm(k, W[p + "attn.k_norm"], eps)
+    q = q.view(B, S, H, hd)
+    k = k.view(B, S, Hkv, hd)
+    if qk_norm == "head":  # Qwen3: RMSNorm of each head's hd values
+        q, k = rms_norm(q, W[p + "attn.q_norm"], eps), rms_norm(k, W[p + "attn.k_norm"], eps)
+    q = q.transpose(1, 2)                                                    # [B, H, S, hd]
+    k = k.transpose(1, 2)                                                    # [B, Hkv, S, hd]
+    v = v.view(B, S, Hkv, hd).transpose(1, 2)
     if cos is not None:
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
@@ -99,8 +113,7 @@ def gpt_forward(cfg, W, tokens, targets, training=False):
     """tokens, targets: long [B, S] (targets < 0 ignored). Returns dict with logits, ce, aux,
     total, loads {layer: long [E]}."""
     B, S = tokens.shape
-    d, H = cfg["d_model"], cfg["n_heads"]
-    hd = d // H
+    hd = head_dim(cfg)
     x = W["wte"][tokens]
     if cfg.get("pos", "rope") == "learned":
         x = x + W["wpe"][:S]

@@ -34,6 +34,7 @@ TOL = {"f64": 1e-9, "f32": 2e-4}
 def base(**kw):
     cfg = dict(vocab_size=19, context=8, d_model=16, n_layers=2, n_heads=4, n_kv_heads=4, pos="rope",
                rope_theta=10000.0, norm="rmsnorm", norm_eps=1e-5, tied_head=True, attn_bias=False, causal=True,
+               head_dim=0, qkv_bias=False, qk_norm="none",
                dense=dict(act="swiglu", hidden=12), moe=None, first_dense_layers=0, moe_every=1)
     cfg.update(kw)
     return cfg
@@ -71,13 +72,17 @@ CASES = {
     "encoder_expert_choice": base(
         causal=False, moe=moe(router=dict(selection="expert_choice", capacity_factor=1.0))),
     "encoder_soft_moe": base(causal=False, moe=moe(soft_moe=dict(slots_per_expert=2))),
+    "qwen3_head_dim_qk_norm_head": base(n_heads=4, n_kv_heads=2, head_dim=6, qk_norm="head",
+                                        moe=moe(router=dict(normalize=True))),
+    "olmoe_qk_norm_full": base(n_kv_heads=2, qk_norm="full", moe=moe()),
+    "qwen2_qkv_bias_shared_gate": base(qkv_bias=True, moe=moe(shared_intermediate_size=10, shared_gate=True)),
 }
 
 
 def make_weights(rng, cfg_names_shapes):
     W = {}
     for name, shape in cfg_names_shapes:
-        if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "normf.weight":
+        if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "normf.weight" or name.endswith("_norm"):
             a = 1 + 0.1 * rng.standard_normal(shape)
         elif "bias" in name or name.endswith("attn.bo"):
             a = 0.1 * rng.standard_normal(shape)
@@ -93,7 +98,7 @@ def weight_shapes(cfg):
     """[(name, shape)] of the GPT tensors (the C++ naming); the MoE part from moe_torch."""
     import moe_torch
     d, V, H = cfg["d_model"], cfg["vocab_size"], cfg["n_heads"]
-    Hkv, hd = cfg["n_kv_heads"], d // H
+    Hkv, hd = cfg["n_kv_heads"], gpt_torch.head_dim(cfg)
     ln = cfg["norm"] == "layernorm"
     out = [("wte", (V, d))]
     if cfg["pos"] == "learned":
@@ -101,8 +106,13 @@ def weight_shapes(cfg):
     for layer in range(cfg["n_layers"]):
         p = "blocks.%d." % layer
         out += [(p + "norm1.weight", (d,))] + ([(p + "norm1.bias", (d,))] if ln else [])
-        out += [(p + "attn.wq", (H * hd, d)), (p + "attn.wk", (Hkv * hd, d)), (p + "attn.wv", (Hkv * hd, d)),
-                (p + "attn.wo", (d, H * hd))]
+        out += [(p + "attn.wq", (H * hd, d)), (p + "attn.wk", (Hkv * hd, d)), (p + "attn.wv", (Hkv * hd, d))]
+        if cfg["qkv_bias"]:
+            out += [(p + "attn.bq", (H * hd,)), (p + "attn.bk", (Hkv * hd,)), (p + "attn.bv", (Hkv * hd,))]
+        if cfg["qk_norm"] != "none":
+            full = cfg["qk_norm"] == "full"
+            out += [(p + "attn.q_norm", (H * hd if full else hd,)), (p + "attn.k_norm", (Hkv * hd if full else hd,))]
+        out += [(p + "attn.wo", (d, H * hd))]
         if cfg["attn_bias"]:
             out.append((p + "attn.bo", (d,)))
         out += [(p + "norm2.weight", (d,))] + ([(p + "norm2.bias", (d,))] if ln else [])
