@@ -130,6 +130,7 @@ struct HfTokenizer::Impl {
   std::string bos, eos, pad, chat_template;
   int64_t max_length = 0;
   bool clean_up = false;
+  bool stream_by_window = true;  // decoder_streams_by_window; else Stream decodes from the first id
 
   std::optional<int32_t> id_of(std::string_view t) const {
     const std::string s(t);
@@ -175,6 +176,7 @@ HfTokenizer HfTokenizer::load_checked(const std::string& tokenizer_json, const s
   t.normalizer = make_normalizer(j.value("normalizer", json()), t.where);
   t.pre_tokenizer = make_pre_tokenizer(j.value("pre_tokenizer", json()), t.where);
   t.decoder = make_decoder(j.value("decoder", json()), t.where);
+  t.stream_by_window = decoder_streams_by_window(j.value("decoder", json()));
   t.post = template_of(j.value("post_processor", json()), t.where);
 
   int64_t n = 0;  // the largest id + 1
@@ -312,7 +314,8 @@ int64_t HfTokenizer::model_max_length() const { return impl_->max_length; }
 // The window [prefix_, end) is decoded twice, with and without the newest ids, and the difference
 // is emitted once it no longer ends in a replacement character (a UTF-8 character still cut off).
 // Decoding a window rather than one token keeps decoders that look at neighbours (Strip of the
-// first space, byte fallback) right.
+// first space, byte fallback) right; decoders whose output depends on where the window starts or
+// ends (a Strip of several leading or any trailing characters) decode from the first id instead.
 std::string HfTokenizer::Stream::push(int32_t id) {
   ids_.push_back(id);
   const std::span<const int32_t> all(ids_);
@@ -321,7 +324,7 @@ std::string HfTokenizer::Stream::push(int32_t id) {
   constexpr std::string_view kFffd = "\xEF\xBF\xBD";
   if (now.size() <= before.size() || now.compare(0, before.size(), before) != 0) return "";
   if (now.size() >= 3 && std::string_view(now).substr(now.size() - 3) == kFffd) return "";
-  prefix_ = read_;
+  if (tok_->impl_->stream_by_window) prefix_ = read_;  // otherwise every decode starts at the first id
   read_ = ids_.size();
   return now.substr(before.size());
 }

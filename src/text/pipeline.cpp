@@ -289,6 +289,17 @@ int byte_token(const std::string& t) {
 
 }  // namespace
 
+bool decoder_streams_by_window(const json& j) {
+  if (!j.is_object()) return true;
+  const std::string type = j.value("type", "");
+  if (type == "Strip") return get_or<int64_t>(j, "start", 0) <= 1 && get_or<int64_t>(j, "stop", 0) == 0;
+  if (type == "Sequence") {
+    for (const json& d : j.value("decoders", json::array()))
+      if (!decoder_streams_by_window(d)) return false;
+  }
+  return true;
+}
+
 Decoder make_decoder(const json& j, const std::string& where) {
   if (j.is_null()) return [](std::vector<std::string>&) {};
   const std::string type = type_of(j, where, "a decoder");

@@ -27,5 +27,9 @@ using Decoder = std::function<void(std::vector<std::string>&)>;  // tokens -> to
 Normalizer make_normalizer(const nlohmann::json& j, const std::string& where);
 PreTokenizer make_pre_tokenizer(const nlohmann::json& j, const std::string& where);
 Decoder make_decoder(const nlohmann::json& j, const std::string& where);
+// Whether decoding a window of recent tokens gives the same new text as decoding them all (true
+// for the decoders of every supported family; false when a Strip removes more than one leading
+// character or any trailing one, whose effect depends on where the window starts or ends).
+bool decoder_streams_by_window(const nlohmann::json& j);
 
 }  // namespace moe::text

@@ -5,6 +5,7 @@
 //                 SentencePiece-style BPE with byte fallback), loaded once
 // Every path ends in a result or InvalidInput. Invariants on what encodes: every id decodes, the
 // byte-level tokenizer gives back the NFC form of the text, and streaming equals whole decoding.
+#include <cstdio>
 #include <vector>
 
 #include "fuzz_common.h"
@@ -53,7 +54,9 @@ void exercise(const moe::HfTokenizer& tok, const std::string& text) {
     return;  // a fuzzed vocabulary may leave ids without a token
   }
   fuzz::check(moe::first_invalid_utf8(whole) == std::string::npos, "decoded text is UTF-8");
-  fuzz::check(streamed(tok, ids) == whole, "streaming equals whole decoding");
+  const std::string streamed_text = streamed(tok, ids);
+  if (streamed_text != whole) std::fprintf(stderr, "text %s\nwhole    [%s]\nstreamed [%s]\n", text.c_str(), whole.c_str(), streamed_text.c_str());
+  fuzz::check(streamed_text == whole, "streaming equals whole decoding");
 }
 
 }  // namespace
