@@ -66,3 +66,15 @@ TEST(ChatTemplate, RendersMessages) {
   EXPECT_EQ(render("{% for m in messages %}<{{ m.role }}>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}", ctx),
             "<user>Hi\n<assistant>");
 }
+
+TEST(ChatTemplate, SourceMustBeUtf8) {
+  EXPECT_NE(error_of([] { ChatTemplate::parse("{{ 'ab\xC3' }}", "t"); }).find("t: not valid UTF-8 (byte 6)"), std::string::npos);
+}
+
+TEST(ChatTemplate, IntegersPast64BitsAreErrors) {
+  EXPECT_NE(error_of([] { render("{{ 2 ** 64 }}"); }).find("overflows 64 bits"), std::string::npos);
+  EXPECT_NE(error_of([] { render("{{ 9223372036854775807 + 1 }}"); }).find("overflows 64 bits"), std::string::npos);
+  EXPECT_NE(error_of([] { render("{{ 1e300 | int }}"); }).find("does not fit 64 bits"), std::string::npos);
+  EXPECT_EQ(render("{{ 2 ** 62 }} {{ 1 ** 1000000000000 }} {{ 1e999 }} {{ range(9223372036854775806, 9223372036854775807, 5) | list }}"),
+            "4611686018427387904 1 inf [9223372036854775806]");
+}

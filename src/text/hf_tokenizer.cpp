@@ -1,5 +1,6 @@
 #include "moe/hf_tokenizer.h"
 
+#include <cctype>
 #include <filesystem>
 
 #include "moe/error.h"
@@ -131,6 +132,7 @@ struct HfTokenizer::Impl {
   int64_t max_length = 0;
   bool clean_up = false;
   bool stream_by_window = true;  // decoder_streams_by_window; else Stream decodes from the first id
+  std::vector<uint8_t> held;     // per id: a <0xNN> token of a ByteFallback decoder (its run decodes as one)
 
   std::optional<int32_t> id_of(std::string_view t) const {
     const std::string s(t);
@@ -177,6 +179,7 @@ HfTokenizer HfTokenizer::load_checked(const std::string& tokenizer_json, const s
   t.pre_tokenizer = make_pre_tokenizer(j.value("pre_tokenizer", json()), t.where);
   t.decoder = make_decoder(j.value("decoder", json()), t.where);
   t.stream_by_window = decoder_streams_by_window(j.value("decoder", json()));
+  const bool byte_fallback = decoder_has_byte_fallback(j.value("decoder", json()));
   t.post = template_of(j.value("post_processor", json()), t.where);
 
   int64_t n = 0;  // the largest id + 1
@@ -211,6 +214,12 @@ HfTokenizer HfTokenizer::load_checked(const std::string& tokenizer_json, const s
       t.id_to_token[static_cast<size_t>(a.id)] = a.content;
       t.special[static_cast<size_t>(a.id)] = a.special;
     }
+  t.held.assign(static_cast<size_t>(n), 0);
+  for (size_t id = 0; byte_fallback && id < t.id_to_token.size(); ++id) {
+    const std::string& s = t.id_to_token[id];
+    t.held[id] = s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>' && std::isxdigit(static_cast<unsigned char>(s[3])) &&
+                 std::isxdigit(static_cast<unsigned char>(s[4]));
+  }
   t.raw_tokens = AddedTokenMatcher(std::move(raw), std::move(raw_patterns));
   t.normalized_tokens = AddedTokenMatcher(std::move(normalized), std::move(normalized_patterns));
 
@@ -318,6 +327,9 @@ int64_t HfTokenizer::model_max_length() const { return impl_->max_length; }
 // ends (a Strip of several leading or any trailing characters) decode from the first id instead.
 std::string HfTokenizer::Stream::push(int32_t id) {
   ids_.push_back(id);
+  // ByteFallback decodes a whole run of byte tokens at once (one U+FFFD per byte if the run is
+  // not UTF-8, even for bytes that were valid so far): wait for the run to end.
+  if (id >= 0 && id < tok_->vocab_size() && tok_->impl_->held[static_cast<size_t>(id)]) return "";
   const std::span<const int32_t> all(ids_);
   const std::string before = tok_->decode(all.subspan(prefix_, read_ - prefix_), skip_);
   const std::string now = tok_->decode(all.subspan(prefix_), skip_);

@@ -106,7 +106,7 @@ Value string_method(const std::string& s, const std::string& name) {
   if (name == "startswith" || name == "endswith") {
     const bool start = name == "startswith";
     return bound(name, [s, start](Args& a) {
-      const Value& p = arg(a, 0, "prefix", Value());
+      const Value p = arg(a, 0, "prefix", Value());
       std::vector<Value> options = p.is_array() ? p.array() : std::vector<Value>{p};
       for (const Value& o : options) {
         if (!o.is_string()) fail(std::string("str.") + (start ? "startswith" : "endswith") + " takes a string");
@@ -123,8 +123,8 @@ Value string_method(const std::string& s, const std::string& name) {
   }
   if (name == "split" || name == "rsplit") {
     return bound(name, [s, name](Args& a) {
-      const Value& sep = arg(a, 0, "sep", Value(None{}));
-      const Value& m = arg(a, 1, "maxsplit", Value(int64_t(-1)));
+      const Value sep = arg(a, 0, "sep", Value(None{}));
+      const Value m = arg(a, 1, "maxsplit", Value(int64_t(-1)));
       if (name == "rsplit" && m.is_int() && m.integer() >= 0) fail("str.rsplit with maxsplit is not supported");
       return Value(split(s, sep, m.is_int() ? m.integer() : -1));
     });
@@ -141,7 +141,7 @@ Value string_method(const std::string& s, const std::string& name) {
     });
   if (name == "replace")
     return bound(name, [s](Args& a) {
-      const Value &old = arg(a, 0, "old", Value()), &rep = arg(a, 1, "new", Value()), &count = arg(a, 2, "count", Value(int64_t(-1)));
+      const Value old = arg(a, 0, "old", Value()), rep = arg(a, 1, "new", Value()), count = arg(a, 2, "count", Value(int64_t(-1)));
       if (!old.is_string() || !rep.is_string()) fail("str.replace takes two strings");
       std::string out;
       int64_t n = count.is_int() ? count.integer() : -1;
@@ -155,7 +155,7 @@ Value string_method(const std::string& s, const std::string& name) {
     });
   if (name == "find" || name == "count")
     return bound(name, [s, name](Args& a) {
-      const Value& sub = arg(a, 0, "sub", Value());
+      const Value sub = arg(a, 0, "sub", Value());
       if (!sub.is_string()) fail("str." + name + " takes a string");
       if (name == "find") {
         const size_t p = s.find(sub.str());
@@ -209,7 +209,7 @@ Value string_method(const std::string& s, const std::string& name) {
 
 }  // namespace
 
-const Value& arg(Args& a, size_t pos, const char* keyword, const Value& fallback) {
+Value arg(Args& a, size_t pos, const char* keyword, const Value& fallback) {
   if (pos < a.positional.size()) return a.positional[pos];
   for (const auto& [k, v] : a.keyword)
     if (k == keyword) return v;
@@ -254,7 +254,7 @@ Value get_attribute(const Value& obj, const std::string& name) {
       });
     if (name == "get")
       return bound(name, [o](Args& a) {
-        const Value& k = arg(a, 0, "key", Value());
+        const Value k = arg(a, 0, "key", Value());
         const Value* v = k.is_string() ? o->find(k.str()) : nullptr;
         return v ? *v : arg(a, 1, "default", Value(None{}));
       });
@@ -265,7 +265,7 @@ Value get_attribute(const Value& obj, const std::string& name) {
     std::shared_ptr<Array> a = std::get<std::shared_ptr<Array>>(obj.v);
     if (name == "index" || name == "count")
       return bound(name, [a, name](Args& args) {
-        const Value& x = arg(args, 0, "value", Value());
+        const Value x = arg(args, 0, "value", Value());
         int64_t n = 0;
         for (size_t i = 0; i < a->size(); ++i)
           if (equal((*a)[i], x)) {

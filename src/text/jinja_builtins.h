@@ -32,7 +32,8 @@ std::vector<Value> iterate(const Value& x);  // for loops: list items, dict keys
 int64_t length(const Value& x);
 Object make_globals();
 
-// Arguments by position or keyword: the value, or `fallback` when not given.
-const Value& arg(Args& a, size_t pos, const char* keyword, const Value& fallback);
+// Arguments by position or keyword: the value, or `fallback` when not given (by value: the
+// fallback is usually a temporary).
+Value arg(Args& a, size_t pos, const char* keyword, const Value& fallback);
 
 }  // namespace moe::text::jinja

@@ -5,6 +5,7 @@
 
 #include "moe/chat_template.h"
 #include "moe/error.h"
+#include "moe/tokenizer.h"
 #include "text/jinja_ast.h"
 #include "text/jinja_builtins.h"
 
@@ -238,7 +239,7 @@ class Renderer final : public Apply {
       }
       case Expr::Kind::attr: {
         const Value obj = eval(*e.args[0], scope);
-        const bool digits = !e.name.empty() && std::isdigit(static_cast<unsigned char>(e.name[0]));
+        const bool digits = !e.name.empty() && e.name.size() < 18 && std::isdigit(static_cast<unsigned char>(e.name[0]));
         return digits ? get_item(obj, Value(static_cast<int64_t>(std::stoll(e.name)))) : get_attribute(obj, e.name);
       }
       case Expr::Kind::index: return get_item(eval(*e.args[0], scope), eval(*e.args[1], scope));
@@ -267,7 +268,10 @@ class Renderer final : public Apply {
       case Expr::Kind::unary: {
         const Value x = eval(*e.args[0], scope);
         if (e.op == "not") return Value(!truthy(x));
-        if (x.is_int()) return Value(e.op == "-" ? -x.integer() : x.integer());
+        if (x.is_int()) {
+          if (e.op == "-" && x.integer() == INT64_MIN) throw EvalError("integer negation overflows 64 bits");
+          return Value(e.op == "-" ? -x.integer() : x.integer());
+        }
         if (x.is_float()) return Value(e.op == "-" ? -x.number() : x.number());
         throw EvalError(std::string("bad operand type for unary ") + e.op + ": '" + type_name(x) + "'");
       }
@@ -319,8 +323,21 @@ class Renderer final : public Apply {
     }
     const bool ints = numbers && !a.is_float() && !b.is_float();
     const auto iv = [](const Value& v) { return v.is_bool() ? int64_t(std::get<bool>(v.v)) : v.integer(); };
+    // Python's integers are unbounded; past 64 bits this is an error rather than a wrapped number.
+    const auto overflows = [&]() -> Value {
+      throw EvalError("integer " + op + " overflows 64 bits (Python's big integers are not supported)");
+    };
+    // The result of a checked integer operation (computed first: argument order is unspecified).
+    const auto checked = [&](bool (*f)(int64_t, int64_t, int64_t*)) -> Value {
+      int64_t r = 0;
+      if (f(iv(a), iv(b), &r)) return overflows();
+      return Value(r);
+    };
+    static constexpr auto add = [](int64_t x, int64_t y, int64_t* r) { return __builtin_add_overflow(x, y, r); };
+    static constexpr auto sub = [](int64_t x, int64_t y, int64_t* r) { return __builtin_sub_overflow(x, y, r); };
+    static constexpr auto mul = [](int64_t x, int64_t y, int64_t* r) { return __builtin_mul_overflow(x, y, r); };
     if (op == "+") {
-      if (ints) return Value(iv(a) + iv(b));
+      if (ints) return checked(add);
       if (numbers) return Value(a.number() + b.number());
       if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
       if (a.is_array() && b.is_array()) {
@@ -331,12 +348,12 @@ class Renderer final : public Apply {
       return bad();
     }
     if (op == "*") {
-      if (ints) return Value(iv(a) * iv(b));
+      if (ints) return checked(mul);
       if (numbers) return Value(a.number() * b.number());
       const Value& s = a.is_string() || a.is_array() ? a : b;
       const Value& k = &s == &a ? b : a;
       if ((s.is_string() || s.is_array()) && k.is_int()) {
-        if (k.integer() * length(s) > 1000000) throw EvalError("a repetition of more than 1,000,000 items");
+        if (k.integer() > 1000000 || k.integer() * length(s) > 1000000) throw EvalError("a repetition of more than 1,000,000 items");
         if (s.is_string()) {
           std::string r;
           for (int64_t i = 0; i < k.integer(); ++i) r += s.str();
@@ -349,7 +366,8 @@ class Renderer final : public Apply {
       return bad();
     }
     if (!numbers) return bad();
-    if (op == "-") return ints ? Value(iv(a) - iv(b)) : Value(a.number() - b.number());
+    if (op == "-") return ints ? checked(sub) : Value(a.number() - b.number());
+    if ((op == "//" || op == "%") && ints && iv(a) == INT64_MIN && iv(b) == -1) return overflows();
     if ((op == "/" || op == "//" || op == "%") && b.number() == 0) throw EvalError("division by zero");
     if (op == "/") return Value(a.number() / b.number());
     if (op == "//") {
@@ -368,9 +386,15 @@ class Renderer final : public Apply {
       return Value(r != 0 && ((r < 0) != (b.number() < 0)) ? r + b.number() : r);
     }
     if (op == "**") {
-      if (ints && iv(b) >= 0) {
-        int64_t r = 1;
-        for (int64_t i = 0; i < iv(b); ++i) r *= iv(a);
+      if (ints && iv(b) >= 0) {  // by squaring: 64 steps at most
+        int64_t r = 1, base = iv(a), e = iv(b);
+        bool overflow = false;
+        while (e > 0 && !overflow) {
+          if (e & 1) overflow = __builtin_mul_overflow(r, base, &r);
+          e >>= 1;
+          if (e > 0 && !overflow) overflow = __builtin_mul_overflow(base, base, &base);
+        }
+        if (overflow) return overflows();
         return Value(r);
       }
       return Value(std::pow(a.number(), b.number()));
@@ -392,6 +416,8 @@ ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 ChatTemplate::~ChatTemplate() = default;
 
 ChatTemplate ChatTemplate::parse(const std::string& source, const std::string& name) {
+  if (const size_t bad = first_invalid_utf8(source); bad != std::string::npos)
+    throw InvalidInput("[template] " + name + ": not valid UTF-8 (byte " + std::to_string(bad) + ")");
   auto impl = std::make_unique<Impl>();
   impl->name = name;
   impl->body = parse_template(source, name);

@@ -1,5 +1,6 @@
 // Jinja2's built-in filters and tests that chat templates use, transformers' tojson, and the globals.
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -26,7 +27,7 @@ Value attr_path(const Value& x, const std::string& path) {
   while (true) {
     const size_t dot = path.find('.', at);
     const std::string part = path.substr(at, dot == std::string::npos ? std::string::npos : dot - at);
-    const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool digits = !part.empty() && part.size() < 18 && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     v = digits ? get_item(v, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(v, Value(part));
     if (dot == std::string::npos) return v;
     at = dot + 1;
@@ -51,17 +52,25 @@ std::string indent_text(const std::string& s, const Value& width, bool first, bo
   return out;
 }
 
+// A float's integer part, or an error past 64 bits (casting would be undefined).
+int64_t to_int64(double d) {
+  if (!(std::fabs(d) < 9.2e18)) fail("int() of " + python_float(d) + " does not fit 64 bits");
+  return static_cast<int64_t>(std::trunc(d));
+}
+
 Value to_number(const Value& x, bool integer, const Value& fallback) {
-  if (x.is_int() || x.is_bool()) return integer ? Value(static_cast<int64_t>(x.number())) : Value(x.number());
-  if (x.is_float()) return integer ? Value(static_cast<int64_t>(std::trunc(x.number()))) : x;
+  if (x.is_int()) return integer ? x : Value(x.number());
+  if (x.is_bool()) return integer ? Value(static_cast<int64_t>(x.number())) : Value(x.number());
+  if (x.is_float()) return integer ? Value(to_int64(x.number())) : x;
   if (x.is_string()) {
     const std::string s = x.str();
     char* end = nullptr;
     if (integer) {
+      errno = 0;
       const long long v = std::strtoll(s.c_str(), &end, 10);
-      if (end != s.c_str() && *end == '\0') return Value(static_cast<int64_t>(v));
+      if (end != s.c_str() && *end == '\0' && errno == 0) return Value(static_cast<int64_t>(v));
       const double d = std::strtod(s.c_str(), &end);  // int("1.5") fails in Python, Jinja's int filter takes it
-      if (end != s.c_str() && *end == '\0') return Value(static_cast<int64_t>(std::trunc(d)));
+      if (end != s.c_str() && *end == '\0') return Value(to_int64(d));
     } else {
       const double d = std::strtod(s.c_str(), &end);
       if (end != s.c_str() && *end == '\0') return Value(d);
@@ -76,8 +85,8 @@ Value call_filter(const std::string& name, const Value& x, Args& a, Apply& apply
   const Value none(None{});
   if (name == "tojson") {  // transformers: tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
     if (truthy(arg(a, 0, "ensure_ascii", Value(false)))) fail("tojson(ensure_ascii=true) is not supported");
-    const Value& ind = arg(a, 1, "indent", none);
-    const Value& seps = arg(a, 2, "separators", none);
+    const Value ind = arg(a, 1, "indent", none);
+    const Value seps = arg(a, 2, "separators", none);
     std::string item_sep, key_sep;
     if (seps.is_array() && seps.array().size() == 2 && seps.array()[0].is_string() && seps.array()[1].is_string()) {
       item_sep = seps.array()[0].str();
@@ -129,8 +138,8 @@ Value call_filter(const std::string& name, const Value& x, Args& a, Apply& apply
     return Value(items);
   }
   if (name == "join") {
-    const Value& sep = arg(a, 0, "d", Value(""));
-    const Value& attribute = arg(a, 1, "attribute", none);
+    const Value sep = arg(a, 0, "d", Value(""));
+    const Value attribute = arg(a, 1, "attribute", none);
     std::string out;
     bool first = true;
     for (const Value& v : iterate(x)) {
@@ -158,7 +167,7 @@ Value call_filter(const std::string& name, const Value& x, Args& a, Apply& apply
   }
   if (name == "sort") {
     std::vector<Value> items = iterate(x);
-    const Value& attribute = arg(a, 2, "attribute", none);
+    const Value attribute = arg(a, 2, "attribute", none);
     const auto key = [&](const Value& v) { return attribute.is_string() ? attr_path(v, attribute.str()) : v; };
     std::stable_sort(items.begin(), items.end(), [&](const Value& p, const Value& q) { return less(key(p), key(q)); });
     if (truthy(arg(a, 0, "reverse", Value(false)))) std::reverse(items.begin(), items.end());
@@ -179,24 +188,29 @@ Value call_filter(const std::string& name, const Value& x, Args& a, Apply& apply
     return best;
   }
   if (name == "sum") {
-    const Value& attribute = arg(a, 0, "attribute", none);
+    const Value attribute = arg(a, 0, "attribute", none);
     Value total = arg(a, 1, "start", Value(int64_t(0)));
     for (const Value& v0 : iterate(x)) {
       const Value v = attribute.is_string() ? attr_path(v0, attribute.str()) : v0;
       if (!v.is_number() || !total.is_number()) fail("sum needs numbers");
-      total = total.is_int() && v.is_int() ? Value(total.integer() + v.integer()) : Value(total.number() + v.number());
+      int64_t r = 0;
+      if (total.is_int() && v.is_int() && __builtin_add_overflow(total.integer(), v.integer(), &r)) fail("sum overflows 64 bits");
+      total = total.is_int() && v.is_int() ? Value(r) : Value(total.number() + v.number());
     }
     return total;
   }
   if (name == "abs") {
-    if (x.is_int()) return Value(static_cast<int64_t>(std::llabs(x.integer())));
+    if (x.is_int()) {
+      if (x.integer() == INT64_MIN) fail("abs() of -2^63 overflows 64 bits");
+      return Value(static_cast<int64_t>(std::llabs(x.integer())));
+    }
     if (x.is_float()) return Value(std::fabs(x.number()));
     fail("abs needs a number");
   }
   if (name == "int") return to_number(x, true, arg(a, 0, "default", Value(int64_t(0))));
   if (name == "float") return to_number(x, false, arg(a, 0, "default", Value(0.0)));
   if (name == "round") {
-    const Value& prec = arg(a, 0, "precision", Value(int64_t(0)));
+    const Value prec = arg(a, 0, "precision", Value(int64_t(0)));
     const std::string method = python_str(arg(a, 1, "method", Value("common")));
     const double p = std::pow(10.0, prec.is_int() ? static_cast<double>(prec.integer()) : 0.0), v = x.number() * p;
     const double r = method == "ceil" ? std::ceil(v) : method == "floor" ? std::floor(v) : std::round(v);
@@ -211,7 +225,7 @@ Value call_filter(const std::string& name, const Value& x, Args& a, Apply& apply
   }
   if (name == "attr") return get_attribute(x, python_str(arg(a, 0, "name", Value(""))));
   if (name == "map") {
-    const Value& attribute = arg(a, 99, "attribute", none);
+    const Value attribute = arg(a, 99, "attribute", none);
     std::vector<Value> out;
     for (const Value& v : iterate(x)) {
       if (attribute.is_string()) {
@@ -249,7 +263,7 @@ Value call_filter(const std::string& name, const Value& x, Args& a, Apply& apply
 }
 
 bool call_test(const std::string& name, const Value& x, Args& a) {
-  const Value& other = arg(a, 0, "other", Value());
+  const Value other = arg(a, 0, "other", Value());
   if (name == "defined") return !x.is_undefined();
   if (name == "undefined") return x.is_undefined();
   if (name == "none") return x.is_none();
@@ -306,9 +320,11 @@ Object make_globals() {
           if (n.empty() || n.size() > 3) fail("range() takes 1 to 3 integers");
           const int64_t start = n.size() > 1 ? n[0] : 0, stop = n.size() > 1 ? n[1] : n[0], step = n.size() > 2 ? n[2] : 1;
           if (step == 0) fail("range() step must not be zero");
-          if ((stop - start) / step > 1000000) fail("range() of more than 1,000,000 items");
+          long double count = (static_cast<long double>(stop) - static_cast<long double>(start)) / static_cast<long double>(step);
+          if (count > 1000000) fail("range() of more than 1,000,000 items");
+          if (count < 0) count = 0;
           Array out;
-          for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(Value(i));
+          for (int64_t k = 0; k < static_cast<int64_t>(std::ceil(count)); ++k) out.push_back(Value(start + k * step));
           return Value(std::move(out));
         }));
   const auto mapping = [](Args& a, bool ns) {
@@ -324,7 +340,7 @@ Object make_globals() {
   g.set("dict", make_callable("dict", [mapping](Args& a) { return mapping(a, false); }));
   // transformers: datetime.now().strftime(fmt). SOURCE_DATE_EPOCH pins the time (reproducible renders).
   g.set("strftime_now", make_callable("strftime_now", [](Args& a) {
-          const Value& fmt = arg(a, 0, "format", Value());
+          const Value fmt = arg(a, 0, "format", Value());
           if (!fmt.is_string()) fail("strftime_now takes a format string");
           const char* pinned = std::getenv("SOURCE_DATE_EPOCH");
           const std::time_t now = pinned ? static_cast<std::time_t>(std::atoll(pinned)) : std::time(nullptr);

@@ -404,7 +404,7 @@ class Parser {
         } catch (const std::exception&) {
           fail("integer literal " + tk.s + " is out of range");
         }
-      case Tok::floating: return lit(Value(std::stod(tk.s)));
+      case Tok::floating: return lit(Value(std::strtod(tk.s.c_str(), nullptr)));  // 1e999 is inf, as in Python
       case Tok::name: {
         const std::string& n = tk.s;
         if (n == "true" || n == "True") return lit(Value(true));

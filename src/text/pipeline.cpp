@@ -300,6 +300,14 @@ bool decoder_streams_by_window(const json& j) {
   return true;
 }
 
+bool decoder_has_byte_fallback(const json& j) {
+  if (!j.is_object()) return false;
+  if (j.value("type", "") == "ByteFallback") return true;
+  for (const json& d : j.value("decoders", json::array()))
+    if (decoder_has_byte_fallback(d)) return true;
+  return false;
+}
+
 Decoder make_decoder(const json& j, const std::string& where) {
   if (j.is_null()) return [](std::vector<std::string>&) {};
   const std::string type = type_of(j, where, "a decoder");

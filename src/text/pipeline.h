@@ -31,5 +31,7 @@ Decoder make_decoder(const nlohmann::json& j, const std::string& where);
 // for the decoders of every supported family; false when a Strip removes more than one leading
 // character or any trailing one, whose effect depends on where the window starts or ends).
 bool decoder_streams_by_window(const nlohmann::json& j);
+// Whether the decoder has a ByteFallback stage (a run of <0xNN> tokens decodes as one unit).
+bool decoder_has_byte_fallback(const nlohmann::json& j);
 
 }  // namespace moe::text
