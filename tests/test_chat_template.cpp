@@ -8,23 +8,17 @@
 
 #include "moe/chat_template.h"
 #include "moe/error.h"
+#include "test_support.h"
 #include "text/jinja_value.h"
 
 using moe::ChatTemplate;
 
 namespace {
 
+using moe::test::error_of;
+
 std::string render(const std::string& src, const nlohmann::ordered_json& ctx = nlohmann::ordered_json::object()) {
   return ChatTemplate::parse(src, "t").render(ctx);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const moe::InvalidInput& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace
@@ -77,4 +71,13 @@ TEST(ChatTemplate, IntegersPast64BitsAreErrors) {
   EXPECT_NE(error_of([] { render("{{ 1e300 | int }}"); }).find("does not fit 64 bits"), std::string::npos);
   EXPECT_EQ(render("{{ 2 ** 62 }} {{ 1 ** 1000000000000 }} {{ 1e999 }} {{ range(9223372036854775806, 9223372036854775807, 5) | list }}"),
             "4611686018427387904 1 inf [9223372036854775806]");
+}
+
+TEST(ChatTemplate, NestingIsBounded) {
+  EXPECT_NE(error_of([] { render("{{ " + std::string(5000, '[') + " }}"); }).find("nests deeper than 100 levels"), std::string::npos);
+  EXPECT_NE(error_of([] { render("{{ " + std::string(5000, '-') + "1 }}"); }).find("nests deeper than 100 levels"), std::string::npos);
+  std::string ifs;
+  for (int i = 0; i < 300; ++i) ifs += "{% if true %}";
+  EXPECT_NE(error_of([&] { render(ifs); }).find("nests deeper than 100 levels"), std::string::npos);
+  EXPECT_EQ(render("{{ ((((1)))) + [[[2]]][0][0][0] }}"), "3");
 }

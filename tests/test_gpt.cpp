@@ -9,11 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "moe/error.h"
+#include "test_support.h"
 #include "moe/gpt.h"
 
 using namespace moe;
 
 namespace {
+
+using moe::test::error_of;
 
 GptConfig small(bool moe_ffn) {
   GptConfig c;
@@ -46,16 +49,6 @@ GptWeights random_weights(const GptConfig& c, uint64_t seed) {
     for (int64_t i = 0; i < t.numel(); ++i) t.as<float>()[i] = static_cast<float>(0.3 * rng.normal());
   });
   return w;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const InvalidInput& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 void expect_close(const float* a, const float* b, int64_t n, double tol, const std::string& what) {

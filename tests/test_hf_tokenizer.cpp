@@ -13,6 +13,7 @@
 #include <string>
 
 #include "moe/error.h"
+#include "test_support.h"
 #include "moe/hf_tokenizer.h"
 #include "moe/tokenizer.h"
 #include "text/unicode.h"
@@ -22,6 +23,8 @@ using moe::HfTokenizer;
 
 namespace {
 
+using moe::test::error_of;
+
 const std::string kShared = MOE_SOURCE_DIR "/../shared/data/tokenizers/";
 
 const HfTokenizer& tokenizer(const std::string& name) {
@@ -29,15 +32,6 @@ const HfTokenizer& tokenizer(const std::string& name) {
   auto it = cache.find(name);
   if (it == cache.end()) it = cache.emplace(name, HfTokenizer::from_folder(kShared + name)).first;
   return it->second;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const moe::InvalidInput& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 fs::path scratch(const std::string& name) {

@@ -9,12 +9,15 @@
 #include <functional>
 
 #include "moe/error.h"
+#include "test_support.h"
 #include "moe/model_folder.h"
 
 namespace fs = std::filesystem;
 using moe::ModelFolder;
 
 namespace {
+
+using moe::test::error_of;
 
 fs::path fresh(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("moe_folder_" + name + "_" + std::to_string(::getpid()));
@@ -34,15 +37,6 @@ void shard(const fs::path& p, const std::vector<std::string>& names) {
     named.emplace_back(n, keep.back().view());
   }
   moe::write_safetensors(p.string(), named);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const moe::InvalidInput& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::string open_error(const fs::path& d) { return error_of([&] { ModelFolder::open(d.string()); }); }

@@ -210,6 +210,7 @@ Value call_filter(const std::string& name, const Value& x, Args& a, Apply& apply
   if (name == "int") return to_number(x, true, arg(a, 0, "default", Value(int64_t(0))));
   if (name == "float") return to_number(x, false, arg(a, 0, "default", Value(0.0)));
   if (name == "round") {
+    if (!x.is_number() && !x.is_bool()) fail(std::string("round needs a number, not a ") + type_name(x));
     const Value prec = arg(a, 0, "precision", Value(int64_t(0)));
     const std::string method = python_str(arg(a, 1, "method", Value("common")));
     const double p = std::pow(10.0, prec.is_int() ? static_cast<double>(prec.integer()) : 0.0), v = x.number() * p;

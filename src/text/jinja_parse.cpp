@@ -22,6 +22,15 @@ class Parser {
   std::vector<Tok> t_;
   std::string name_;
   size_t i_ = 0;
+  int depth_ = 0;  // nesting of expressions and blocks: bounded so that no input exhausts the stack
+  static constexpr int kMaxDepth = 100;
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.depth_ > kMaxDepth) p.fail("nests deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    ~Nest() { --p.depth_; }
+  };
 
   const Tok& peek(size_t k = 0) const { return t_[std::min(i_ + k, t_.size() - 1)]; }
   const Tok& next() { return t_[std::min(i_++, t_.size() - 1)]; }
@@ -77,6 +86,7 @@ class Parser {
   }
 
   NodePtr parse_statement() {
+    const Nest nest(*this);
     const int line = next().line;  // block_begin
     if (peek().kind != Tok::name) fail("a block tag must start with a statement name");
     const std::string tag = next().s;
@@ -196,6 +206,7 @@ class Parser {
 
   // with_conditional = false inside a for loop's iterable, where `if` starts the loop filter.
   ExprPtr parse_expr(bool with_conditional = true) {
+    const Nest nest(*this);
     ExprPtr e = parse_or();
     while (with_conditional && is_name("if")) {
       const int line = next().line;
@@ -227,6 +238,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_not() {
+    const Nest nest(*this);
     if (is_name("not")) {
       auto e = node(Expr::Kind::unary, next().line);
       e->op = "not";
@@ -291,6 +303,7 @@ class Parser {
     return parse_filters(parse_postfix(parse_primary()), false);
   }
   ExprPtr parse_unary_no_filter() {
+    const Nest nest(*this);
     if (is_op("-") || is_op("+")) {
       auto e = node(Expr::Kind::unary, peek().line);
       e->op = next().s;
