@@ -249,6 +249,73 @@ class GeneratePastTheContext(unittest.TestCase):
         self.assertIn("the prompt (33 tokens) is longer than the model's context of 32", p.stderr)
 
 
+SHARED_TOKENIZERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+                                 "shared", "data", "tokenizers")
+
+
+class TextCommands(unittest.TestCase):
+    """moe tokenize / moe template: bad input is one line and exit 2, never a crash."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="moe_textcli_")
+        self.mistral = os.path.join(SHARED_TOKENIZERS, "mistral-7b-v0.1")
+        self.qwen = os.path.join(SHARED_TOKENIZERS, "qwen3")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def refused(self, args, message):
+        p = subprocess.run([MOE, *args], capture_output=True)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        err = p.stderr.decode("utf-8", "replace")
+        self.assertIn(message, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_tokenize_round_trip_and_refusals(self):
+        p = moe("tokenize", "--tokenizer", self.mistral, "--text", "Hello world", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ids = json.loads(p.stdout)["ids"]
+        self.assertEqual(ids[0], 1)
+        back = moe("tokenize", "--tokenizer", self.mistral, "--ids", ",".join(map(str, ids)), "--skip_special")
+        self.assertEqual(back.stdout, "Hello world\n")
+        self.refused(["tokenize", "--tokenizer", self.tmp, "--text", "x"], "no tokenizer.json")
+        self.refused(["tokenize", "--tokenizer", self.mistral, "--ids", "1, 99999999"], "token id 99999999 at index 1")
+        self.refused(["tokenize", "--tokenizer", self.mistral, "--ids", "1, x"], "is not a token id")
+        self.refused(["tokenize", "--tokenizer", self.mistral, "--text", b"bad \xff"], "not valid UTF-8 (byte 4)")
+        bad = os.path.join(self.tmp, "bad.txt")
+        with open(bad, "wb") as f:
+            f.write(b"ab\xc3")
+        self.refused(["tokenize", "--tokenizer", self.mistral, "--text_file", bad], "not valid UTF-8 (byte 2)")
+        self.refused(["tokenize", "--tokenizer", self.mistral], "give one of --text")
+        broken = os.path.join(self.tmp, "broken")
+        os.makedirs(broken)
+        with open(os.path.join(broken, "tokenizer.json"), "w") as f:
+            f.write('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}')
+        self.refused(["tokenize", "--tokenizer", broken, "--text", "a"], "names a token that is not in the vocab")
+
+    def test_template_refusals(self):
+        msgs = os.path.join(self.tmp, "m.json")
+        with open(msgs, "w") as f:
+            json.dump([{"role": "user", "content": "Hi"}], f)
+        p = moe("template", "--tokenizer", self.qwen, "--messages", msgs, "--add_generation_prompt")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.endswith("<|im_start|>assistant\n"), p.stdout)
+        self.refused(["template", "--tokenizer", self.mistral, "--messages", msgs], "has no chat_template")
+        with open(msgs, "w") as f:
+            f.write("[{")
+        self.refused(["template", "--tokenizer", self.qwen, "--messages", msgs], "not valid JSON")
+        with open(msgs, "w") as f:
+            json.dump({"no": "messages"}, f)
+        self.refused(["template", "--tokenizer", self.qwen, "--messages", msgs], "expected a list of messages")
+        tmpl = os.path.join(self.tmp, "t.jinja")
+        with open(tmpl, "w") as f:
+            f.write("line one\n{% for m in messages %}{{ m.content | nope }}{% endfor %}")
+        with open(msgs, "w") as f:
+            json.dump([{"role": "user", "content": "Hi"}], f)
+        self.refused(["template", "--template", tmpl, "--messages", msgs], "line 2: filter 'nope' is not supported")
+        self.refused(["template", "--template", tmpl, "--messages", msgs, "--var", "=1"], "expected key=JSON")
+
+
 if __name__ == "__main__":
     MOE = os.path.abspath(sys.argv.pop(1))
     unittest.main()
