@@ -138,6 +138,12 @@ TEST(GptConfig, ValidationNamesTheField) {
   c.n_kv_heads = 3;
   EXPECT_EQ(error_of([&] { validate_gpt(c); }), "[gpt] n_kv_heads=3 does not divide n_heads=4");
   c.n_kv_heads = 4;
+  c.dense_layers = {5};
+  EXPECT_EQ(error_of([&] { validate_gpt(c); }), "[gpt] dense_layers names layer 5, outside [0, 2)");
+  c.dense_layers = {1, 0};
+  EXPECT_EQ(error_of([&] { validate_gpt(c); }), "[gpt] dense_layers must be sorted and without repeats");
+  c.dense_layers = {};
+  c.n_kv_heads = 4;
   c.dense.hidden = 0;
   EXPECT_NE(error_of([&] { validate_gpt(c); }).find("dense FFN hidden=0"), std::string::npos);
   c.dense.hidden = 64;
@@ -300,6 +306,21 @@ TEST(GptWeights, NamesShapesAndCounts) {
   EXPECT_EQ(gpt_param_count(c, false), trainable);
   const int64_t per_expert = 3 * 24 * 32;
   EXPECT_EQ(gpt_param_count(c, false) - gpt_param_count(c, true), 2 * 2 * per_expert);  // 2 of 4 experts idle, 2 layers
+  {  // the attention variants and an explicit dense layer count as their tensors hold
+    GptConfig v = c;
+    v.n_layers = 4;
+    v.dense_layers = {2};
+    v.qkv_bias = true;
+    v.qk_norm = QkNorm::head;
+    v.head_dim_ = 6;
+    int64_t numel = 0;
+    make_gpt_weights(v, DType::f32).for_each_tensor([&](const std::string& n, const Tensor& t) {
+      if (gpt_is_trainable(n)) numel += t.numel();
+    });
+    EXPECT_EQ(gpt_param_count(v, false), numel);
+    EXPECT_EQ(v.n_moe_layers(), 2);  // layers 1 and 3 (first_dense 1), layer 2 made dense
+    EXPECT_FALSE(v.is_moe_layer(2));
+  }
   check_gpt_weights(c, w, DType::f32);
   w.blocks[1].moe.up = Tensor(DType::f32, {4, 23, 32});
   EXPECT_NE(error_of([&] { check_gpt_weights(c, w, DType::f32); }).find("experts.up"), std::string::npos);

@@ -153,6 +153,15 @@ std::vector<GptCase> cases() {
     c.moe.shared_gate = true;
     v.push_back({"qwen2_qkv_bias_shared_gate", c});
   }
+  {  // Qwen3-MoE's layer layout: decoder_sparse_step 2 and mlp_only_layers [3] of 4
+    GptConfig c = tiny();
+    c.n_layers = 4;
+    c.first_dense_layers = 1;
+    c.moe_every = 2;
+    c.dense_layers = {3};
+    c.moe = moe_layer(8, 4, 2, 4);
+    v.push_back({"sparse_step_and_dense_layers", c});
+  }
   return v;
 }
 

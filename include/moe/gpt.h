@@ -58,6 +58,7 @@ struct GptConfig {
   MoeLayerConfig moe;             // MoE FFN template (moe.d_model == d_model); moe.router.n_experts == 0 -> all dense
   int64_t first_dense_layers = 0; // DeepSeek first_k_dense_replace: the first k layers are dense
   int64_t moe_every = 1;          // after those, layer l is MoE when (l - first_dense_layers) % moe_every == 0
+  std::vector<int64_t> dense_layers;  // layers dense whatever the pattern (Qwen mlp_only_layers), sorted
 
   int64_t head_dim() const { return head_dim_ > 0 ? head_dim_ : d_model / n_heads; }
   bool has_moe() const { return moe.router.n_experts > 0; }

@@ -1,5 +1,6 @@
 // GptConfig: layer placement, validation, JSON (one field table; the MoE layer in the
 // layer-config format of src/arch/layer_format.cpp, model_type "custom"), parameter counts.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -63,6 +64,8 @@ const std::vector<Field<GptConfig>>& gpt_fields() {
        },
        [](const G& c, json& j) { j["moe"] = c.has_moe() ? arch::layer_config_to_json(c.moe) : json(nullptr); }},
       field("first_dense_layers", &G::first_dense_layers), field("moe_every", &G::moe_every),
+      {"dense_layers", [](const JsonFields& f, G& c) { c.dense_layers = f.integers_or_empty("dense_layers"); },
+       [](const G& c, json& j) { j["dense_layers"] = c.dense_layers; }},
   };
   return fields;
 }
@@ -70,12 +73,16 @@ const std::vector<Field<GptConfig>>& gpt_fields() {
 }  // namespace
 
 bool GptConfig::is_moe_layer(int64_t layer) const {
-  return has_moe() && layer >= first_dense_layers && (layer - first_dense_layers) % moe_every == 0;
+  return has_moe() && layer >= first_dense_layers && moe_every >= 1 && (layer - first_dense_layers) % moe_every == 0 &&
+         !std::binary_search(dense_layers.begin(), dense_layers.end(), layer);
 }
 
 int64_t GptConfig::n_moe_layers() const {
   if (!has_moe() || n_layers <= first_dense_layers || moe_every < 1) return 0;
-  return (n_layers - first_dense_layers + moe_every - 1) / moe_every;
+  int64_t n = (n_layers - first_dense_layers + moe_every - 1) / moe_every;
+  for (int64_t l : dense_layers)  // sorted and unique (validate_gpt); those in the pattern are taken out
+    if (l >= first_dense_layers && l < n_layers && (l - first_dense_layers) % moe_every == 0) --n;
+  return n;
 }
 
 void validate_gpt(const GptConfig& c) {
@@ -101,10 +108,15 @@ void validate_gpt(const GptConfig& c) {
   if (c.moe.router.n_experts < 0) bad("moe n_experts=" + str(c.moe.router.n_experts) + " must be >= 0");
   const bool any_dense = c.n_moe_layers() < c.n_layers;
   if (any_dense && c.dense.hidden < 1) bad("dense FFN hidden=" + str(c.dense.hidden) + " must be >= 1 (the model has dense layers)");
+  for (size_t i = 0; i < c.dense_layers.size(); ++i) {
+    const int64_t l = c.dense_layers[i];
+    if (l < 0 || l >= c.n_layers) bad("dense_layers names layer " + str(l) + ", outside [0, " + str(c.n_layers) + ")");
+    if (i > 0 && l <= c.dense_layers[i - 1]) bad("dense_layers must be sorted and without repeats");
+  }
   if (c.has_moe()) {
     if (c.n_moe_layers() == 0) {
-      bad("first_dense_layers=" + str(c.first_dense_layers) + " leaves no MoE layer in n_layers=" + str(c.n_layers) +
-          " (use n_experts 0 for a dense model)");
+      bad("first_dense_layers=" + str(c.first_dense_layers) + (c.dense_layers.empty() ? "" : " with dense_layers") +
+          " leaves no MoE layer in n_layers=" + str(c.n_layers) + " (use n_experts 0 for a dense model)");
     }
     // Routers whose choice for a token depends on other tokens of its sequence would let a
     // decoder see the future (and generation with and without the KV cache would differ).

@@ -27,7 +27,8 @@ def is_moe_layer(cfg, layer):
         return False
     n_experts = moe.get("router", {}).get("n_experts", moe.get("num_experts", 0))
     first, every = cfg.get("first_dense_layers", 0), cfg.get("moe_every", 1)
-    return n_experts > 0 and layer >= first and (layer - first) % every == 0
+    return (n_experts > 0 and layer >= first and (layer - first) % every == 0
+            and layer not in cfg.get("dense_layers", []))
 
 
 def rms_norm(x, w, eps):

@@ -34,7 +34,7 @@ TOL = {"f64": 1e-9, "f32": 2e-4}
 def base(**kw):
     cfg = dict(vocab_size=19, context=8, d_model=16, n_layers=2, n_heads=4, n_kv_heads=4, pos="rope",
                rope_theta=10000.0, norm="rmsnorm", norm_eps=1e-5, tied_head=True, attn_bias=False, causal=True,
-               head_dim=0, qkv_bias=False, qk_norm="none",
+               head_dim=0, qkv_bias=False, qk_norm="none", dense_layers=[],
                dense=dict(act="swiglu", hidden=12), moe=None, first_dense_layers=0, moe_every=1)
     cfg.update(kw)
     return cfg
@@ -76,6 +76,9 @@ CASES = {
                                         moe=moe(router=dict(normalize=True))),
     "olmoe_qk_norm_full": base(n_kv_heads=2, qk_norm="full", moe=moe()),
     "qwen2_qkv_bias_shared_gate": base(qkv_bias=True, moe=moe(shared_intermediate_size=10, shared_gate=True)),
+    # Qwen3-MoE's layout: decoder_sparse_step 2 (layers 1, 3) and mlp_only_layers [3]
+    "qwen3_sparse_step_mlp_only": base(n_layers=4, first_dense_layers=1, moe_every=2, dense_layers=[3], qk_norm="head",
+                                       moe=moe(router=dict(normalize=True))),
 }
 
 
