@@ -70,8 +70,6 @@ void block_forward(const GptConfig& c, const GptBlockWeights& w, int64_t layer, 
   fit(a.q, n * qd);  // [n, H·hd]
   T* K = st.k_rows + st.p0 * kvd;  // this step's rows of the keys and values
   T* V = st.v_rows + st.p0 * kvd;
-  const T* none = nullptr;
-  (void)none;
   const bool qk_norm = c.qk_norm != QkNorm::none;
   if (qk_norm) {  // the projections go to q_raw / k_raw, their norms to q and the cache rows
     fit(a.q_raw, n * qd);
