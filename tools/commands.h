@@ -17,6 +17,7 @@ Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_tokenize(CLI::App& app);
 Run add_template(CLI::App& app);
+Run add_info(CLI::App& app);
 Run add_generate(CLI::App& app);
 Run add_data(CLI::App& app);
 Run add_analyze(CLI::App& app);

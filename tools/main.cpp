@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
       {"data", moe::cli::add_data(app)},         {"analyze", moe::cli::add_analyze(app)},
       {"report", moe::cli::add_report(app)},     {"experiment", moe::cli::add_experiment(app)},
       {"tokenize", moe::cli::add_tokenize(app)}, {"template", moe::cli::add_template(app)},
+      {"info", moe::cli::add_info(app)},
   };
 
   if (const std::string err = unknown_words(app, argc, argv); !err.empty()) {

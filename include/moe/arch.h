@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@
 
 #include "moe/moe_layer.h"
 #include "moe/tensor.h"
+
+namespace moe {
+class ModelFolder;
+}
 
 namespace moe::arch {
 
@@ -83,5 +88,15 @@ struct TensorSpec {
 // Switch's per-stack embed_tokens, which are the shared input table, are listed once), in
 // module order.
 std::vector<TensorSpec> checkpoint_tensors(const nlohmann::json& config);
+
+// A model folder's weights checked against checkpoint_tensors(its config): InvalidInput naming
+// the first missing tensors, an extra one, a wrong shape, or a dtype other than BF16/F16/F32.
+struct FolderTensors {
+  int64_t n_tensors = 0;                 // as the config implies
+  int64_t bytes = 0;                     // their data
+  std::map<std::string, int64_t> by_dtype;  // "BF16" -> tensors
+  std::vector<std::string> ignored;      // lm_head.weight saved beside tied embeddings
+};
+FolderTensors check_folder_tensors(const ModelFolder& folder);
 
 }  // namespace moe::arch

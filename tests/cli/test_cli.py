@@ -316,6 +316,83 @@ class TextCommands(unittest.TestCase):
         self.refused(["template", "--template", tmpl, "--messages", msgs, "--var", "=1"], "expected key=JSON")
 
 
+class Info(unittest.TestCase):
+    """moe info on tiny Hugging Face folders written here (one file and two shards): the counts,
+    and one-line refusals for a folder that does not match its config."""
+
+    CONFIG = {"model_type": "qwen3_moe", "hidden_size": 16, "intermediate_size": 24, "moe_intermediate_size": 8,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 6,
+              "num_experts": 4, "num_experts_per_tok": 2, "vocab_size": 50, "max_position_embeddings": 128,
+              "norm_topk_prob": True, "tie_word_embeddings": False, "eos_token_id": 3}
+
+    def setUp(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "oracle"))
+        import numpy as np
+        import safetensors_io as st
+        self.np, self.st = np, st
+        self.tmp = tempfile.mkdtemp(prefix="moe_info_")
+        cfg = os.path.join(self.tmp, "config.json")
+        with open(cfg, "w") as f:
+            json.dump(self.CONFIG, f)
+        p = moe("estimate", "--config", cfg, "--tensors")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.specs = []
+        for line in p.stdout.splitlines():
+            name, shape = line.split(" ", 1)
+            self.specs.append((name, tuple(json.loads(shape))))
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def folder(self, name, specs, shards=1, dtype="float32"):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(self.CONFIG, f)
+        rng = self.np.random.default_rng(0)
+        parts = [specs[i::shards] for i in range(shards)]
+        index = {}
+        for i, part in enumerate(parts):
+            fname = "model.safetensors" if shards == 1 else "model-%05d-of-%05d.safetensors" % (i + 1, shards)
+            self.st.save(os.path.join(d, fname), {n: rng.standard_normal(s).astype(dtype) for n, s in part})
+            index.update({n: fname for n, _ in part})
+        if shards > 1:
+            with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+                json.dump({"metadata": {}, "weight_map": index}, f)
+        return d
+
+    def test_counts_one_file_and_shards(self):
+        numel = sum(int(self.np.prod(s)) for _, s in self.specs)
+        for shards in (1, 3):
+            p = moe("info", "--model", self.folder("s%d" % shards, self.specs, shards), "--json")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            r = json.loads(p.stdout)
+            self.assertEqual(r["params_total"], numel)
+            self.assertEqual(r["shards"], shards)
+            self.assertEqual(r["weight_bytes"], 4 * numel)
+            self.assertEqual(r["moe_layers"], 2)
+            self.assertEqual(r["tensors"], len(self.specs))
+            self.assertEqual(r["eos_token_ids"], [3])
+            # active: attention, norms, router, embeddings, head and 2 of 4 experts per layer
+            self.assertEqual(r["params_total"] - r["params_active"], 2 * 2 * 3 * 8 * 16)
+        text = moe("info", "--model", os.path.join(self.tmp, "s1"))
+        self.assertIn("qwen3_moe, 2 layers (2 MoE, 0 dense)", text.stdout)
+
+    def refused(self, d, message):
+        p = moe("info", "--model", d)
+        self.assertEqual(p.returncode, 2, p.stdout)
+        self.assertIn(message, p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+
+    def test_mismatches_are_named(self):
+        self.refused(self.folder("missing", self.specs[1:]), "tensor(s) the config implies are missing: model.embed_tokens.weight")
+        self.refused(self.folder("extra", self.specs + [("model.layers.0.mlp.experts.9.up_proj.weight", (8, 16))]),
+                     "tensor model.layers.0.mlp.experts.9.up_proj.weight in")
+        wrong = [(n, (s[0] + 1,) + s[1:]) if n.endswith("q_proj.weight") and ".0." in n else (n, s) for n, s in self.specs]
+        self.refused(self.folder("shape", wrong), "tensor model.layers.0.self_attn.q_proj.weight has shape [25, 16], the config implies [24, 16]")
+        self.refused(self.folder("ints", self.specs, dtype="int32"), "weights are read as BF16, F16 or F32")
+
+
 if __name__ == "__main__":
     MOE = os.path.abspath(sys.argv.pop(1))
     unittest.main()
