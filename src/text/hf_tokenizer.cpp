@@ -1,6 +1,5 @@
 #include "moe/hf_tokenizer.h"
 
-#include <cctype>
 #include <filesystem>
 
 #include "moe/error.h"
@@ -216,9 +215,7 @@ HfTokenizer HfTokenizer::load_checked(const std::string& tokenizer_json, const s
     }
   t.held.assign(static_cast<size_t>(n), 0);
   for (size_t id = 0; byte_fallback && id < t.id_to_token.size(); ++id) {
-    const std::string& s = t.id_to_token[id];
-    t.held[id] = s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>' && std::isxdigit(static_cast<unsigned char>(s[3])) &&
-                 std::isxdigit(static_cast<unsigned char>(s[4]));
+    t.held[id] = byte_token(t.id_to_token[id]) >= 0;
   }
   t.raw_tokens = AddedTokenMatcher(std::move(raw), std::move(raw_patterns));
   t.normalized_tokens = AddedTokenMatcher(std::move(normalized), std::move(normalized_patterns));

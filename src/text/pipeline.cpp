@@ -272,8 +272,6 @@ PreTokenizer make_pre_tokenizer(const json& j, const std::string& where) {
               "WhitespaceSplit, BertPreTokenizer, Punctuation, Sequence are)");
 }
 
-namespace {
-
 // "<0x4A>" -> 0x4A; -1 for anything else.
 int byte_token(const std::string& t) {
   if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>') return -1;
@@ -286,8 +284,6 @@ int byte_token(const std::string& t) {
   }
   return v;
 }
-
-}  // namespace
 
 bool decoder_streams_by_window(const json& j) {
   if (!j.is_object()) return true;

@@ -31,6 +31,8 @@ Decoder make_decoder(const nlohmann::json& j, const std::string& where);
 // for the decoders of every supported family; false when a Strip removes more than one leading
 // character or any trailing one, whose effect depends on where the window starts or ends).
 bool decoder_streams_by_window(const nlohmann::json& j);
+// "<0x4A>" -> 0x4A (a byte-fallback token); -1 for any other token.
+int byte_token(const std::string& token);
 // Whether the decoder has a ByteFallback stage (a run of <0xNN> tokens decodes as one unit).
 bool decoder_has_byte_fallback(const nlohmann::json& j);
 
